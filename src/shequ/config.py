@@ -1,0 +1,54 @@
+"""Settings of the platform: one typed object, every setting read from SHEQU_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV_SECRET = "dev-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Every knob of shequ; nothing else in the code reads os.environ."""
+
+    model_config = SettingsConfigDict(env_prefix="SHEQU_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Field(default=ROOT / "var")
+    database_url: str = ""
+    secret_key: str = DEV_SECRET
+    # PII keys: a JSON file outside the database: {"active": "k1", "keys": {"k1": "<b64 32 bytes>"},
+    # "index_key": "<b64 32 bytes>"}. Created on first use in development and test only.
+    key_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_tenant: str = "310112001"
+    session_hours: int = 12
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+    mqtt_url: str = ""
+    page_size_max: int = 500
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'shequ.db'}"
+        if self.key_file is None:
+            self.key_file = self.var_dir / "keys.json"
+        if self.env == "production" and self.secret_key == DEV_SECRET:
+            raise ValueError("SHEQU_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,29 @@
+"""Every model of the kernel, imported in one place so metadata and migrations see them all."""
+
+from shequ.core.changelog import ChangeLog
+from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, User
+from shequ.core.iot.models import Device
+from shequ.core.places.models import Place, Tenant
+from shequ.core.registry.models import (
+    Facility,
+    House,
+    Household,
+    ImportBatch,
+    Membership,
+    Organisation,
+    Person,
+    Situation,
+    SourceFact,
+    Tag,
+    Tagging,
+)
+from shequ.core.iam import pii as _pii  # noqa: F401  (registers the PII listener)
+from shequ.db import Base
+
+metadata = Base.metadata
+
+__all__ = [
+    "ApiToken", "AuditLog", "AuthSession", "ChangeLog", "Device", "Facility", "House",
+    "Household", "ImportBatch", "Membership", "Organisation", "Person", "Place", "Situation",
+    "SourceFact", "Tag", "Tagging", "Tenant", "User", "metadata",
+]
