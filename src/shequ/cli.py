@@ -1,0 +1,200 @@
+"""Command line: shequ demo | serve | db upgrade | seed | import | export | user create | bench."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shequ.config import get_settings
+
+app = typer.Typer(help="社区数字化平台 shequ — community digital platform", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+user_app = typer.Typer(help="Users and accounts", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (figures go to docs/benchmarks.md)", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(bench_app, name="bench")
+console = Console()
+err = Console(stderr=True)
+
+TenantOpt = Annotated[str | None, typer.Option("--tenant", help="tenant (subdistrict) code")]
+
+
+def _tenant_id(code: str | None) -> int:
+    from shequ.core.places.service import get_tenant
+    from shequ.db import session_scope
+
+    code = code or get_settings().default_tenant
+    with session_scope() as session:
+        tenant = get_tenant(session=session, code=code)
+        if tenant is None:
+            err.print(f"[red]没有租户 {code}（unknown tenant）；先运行 shequ seed[/red]")
+            raise typer.Exit(2)
+        return tenant.id
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from shequ.core.migrate import upgrade
+
+    upgrade(revision=revision)
+    console.print(f"数据库已迁移 database migrated: {get_settings().database_url.split('@')[-1]}")
+
+
+@app.command()
+def seed(
+    scale: Annotated[str, typer.Option(help="small | full")] = "small",
+    seed: Annotated[int, typer.Option("--seed", help="random seed; same seed, same data")] = 1,
+    tenant: TenantOpt = None,
+    reset: Annotated[bool, typer.Option(help="delete the tenant's data first")] = True,
+) -> None:
+    """Generate the synthetic Jiangchuan Road subdistrict (deterministic for a seed)."""
+    from shequ.core.migrate import upgrade
+    from shequ.sim.seed import seed as run_seed
+
+    if scale not in ("small", "full"):
+        err.print("[red]--scale 只能是 small 或 full[/red]")
+        raise typer.Exit(2)
+    upgrade()
+    report = run_seed(scale=scale, seed=seed, tenant_code=tenant or get_settings().default_tenant,
+                      progress=sys.stderr.isatty(), reset=reset)
+    table = Table(title=f"江川路街道 synthetic data ({scale}, seed {seed})")
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for key, value in report.counts.items():
+        table.add_row(key, f"{value:,}")
+    console.print(table)
+    console.print(f"用时 elapsed: {report.seconds:.1f} s")
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[str, typer.Argument(help="person | house | organisation | facility | situation | place | device")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX file")],
+    source: Annotated[str, typer.Option(help="data source (业务条线), e.g. 公安实有人口, 民政")] = "import",
+    tenant: TenantOpt = None,
+) -> None:
+    """Import a CSV/XLSX file; any bad row rejects the whole file and nothing changes."""
+    from shequ.core.registry.importer import ImportRejected, import_file
+    from shequ.db import session_scope
+
+    tenant_id = _tenant_id(tenant)
+    try:
+        with session_scope(tenant_id=tenant_id, actor=f"cli:{source}") as session:
+            result = import_file(session=session, kind=kind, path=file, source=source, actor="cli")
+    except ImportRejected as rejected:
+        err.print(f"[red]导入被拒绝，未做任何修改 import rejected, nothing changed: "
+                  f"{len(rejected.errors)} 处错误[/red]")
+        for e in rejected.errors:
+            err.print(f"  第 {e.row} 行 row {e.row}, 列 column 「{e.column}」: {e.reason}")
+        raise typer.Exit(1) from None
+    console.print(f"导入完成 imported {result.rows} rows: 新增 created {result.created}, "
+                  f"更新 updated {result.updated}")
+
+
+@app.command()
+def export(
+    kind: Annotated[str, typer.Argument(help="person | household | house | organisation | facility | situation | place | device")],
+    out: Annotated[Path, typer.Argument(help="the .xlsx file to write")],
+    place: Annotated[int | None, typer.Option(help="place id (grid, committee, compound, building…)")] = None,
+    tag: Annotated[str | None, typer.Option(help="tag code")] = None,
+    q: Annotated[str | None, typer.Option(help="text search")] = None,
+    lang: Annotated[str, typer.Option(help="zh-CN | en")] = "zh-CN",
+    tenant: TenantOpt = None,
+) -> None:
+    """Write a filtered list (台账) to XLSX; personal data is masked."""
+    from shequ.core.registry.exporter import export_xlsx
+    from shequ.core.registry.kinds import get_kind
+    from shequ.core.registry.query import ListParams
+    from shequ.db import session_scope
+
+    tenant_id = _tenant_id(tenant)
+    with session_scope(tenant_id=tenant_id, actor="cli") as session:
+        data, count = export_xlsx(session=session, kind=get_kind(kind),
+                                  params=ListParams(place_id=place, tag=tag, q=q), lang=lang, actor="cli")
+    out.write_bytes(data)
+    console.print(f"已导出 exported {count} rows → {out}")
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin | leader | dispatcher | department | grid_worker | committee | property | resident | api_client")] = "admin",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+    display_name: Annotated[str, typer.Option(help="name shown on pages")] = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Create a user (password asked for unless --password is given)."""
+    from shequ.core.iam.service import create_user
+    from shequ.db import session_scope
+
+    tenant_id = _tenant_id(tenant)
+    try:
+        with session_scope(tenant_id=tenant_id, actor="cli") as session:
+            user = create_user(session=session, username=username, password=password, role=role,
+                               display_name=display_name or username)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"用户已创建 user created: {user.username} ({user.role})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the pages and the API."""
+    import uvicorn
+
+    from shequ.web.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port,
+                log_level="info", proxy_headers=False)
+
+
+@app.command()
+def demo(
+    scale: Annotated[str, typer.Option(help="small | full")] = "full",
+    port: Annotated[int | None, typer.Option()] = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="prepare only")] = False,
+) -> None:
+    """Migrate, generate the demo subdistrict (once), create demo accounts, print them, serve."""
+    from shequ.core.migrate import upgrade
+    from shequ.sim.demo import prepare_demo
+
+    settings = get_settings()
+    upgrade()
+    accounts = prepare_demo(scale=scale, progress=sys.stderr.isatty())
+    url = f"http://{settings.host}:{port or settings.port}/"
+    table = Table(title=f"社区数字化平台 演示 demo — {url}")
+    for col in ("账号 user", "密码 password", "角色 role", "用途 for"):
+        table.add_column(col)
+    for acc in accounts:
+        table.add_row(acc.username, acc.password, acc.role, acc.note)
+    console.print(table)
+    console.print(f"打开 open [bold]{url}[/bold]")
+    if not no_serve:
+        serve(host=None, port=port)
+
+
+@bench_app.command("seed")
+def bench_seed(
+    scale: Annotated[str, typer.Option()] = "full",
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+) -> None:
+    """Time the synthetic subdistrict generation and print the figures."""
+    from shequ.sim.bench import bench_seed as run
+
+    run(scale=scale, seed=seed, console=console)
+
+
+if __name__ == "__main__":
+    app()
