@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b8cb2427c72c
+Revision ID: 4ee4511f031a
 Revises: 
-Create Date: 2026-11-28 11:16:01.200750
+Create Date: 2026-11-28 11:19:28.890753
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import shequ.core.iam.crypto
 import shequ.db
 
 
-revision = 'b8cb2427c72c'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Before the first release the schema has one migration; regenerate it after a model change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+rm -f src/shequ/migrations/versions/*_initial_schema.py
+SHEQU_VAR_DIR="$tmp" SHEQU_DATABASE_URL="sqlite:///$tmp/m.db" .venv/bin/python -c \
+  "from shequ.core import migrate; migrate.revision('initial schema')"
+f=$(ls src/shequ/migrations/versions/*_initial_schema.py)
+mv "$f" src/shequ/migrations/versions/0001_initial_schema.py
+sed -i "s/^revision = .*/revision = '0001'/" src/shequ/migrations/versions/0001_initial_schema.py
+rm -rf "$tmp"
+echo "regenerated src/shequ/migrations/versions/0001_initial_schema.py"
