@@ -1,0 +1,73 @@
+"""The demo subdistrict: seeded once, with one account per kind of user, printed by `shequ demo`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from shequ.config import get_settings
+from shequ.core.iam.models import User
+from shequ.core.places.models import Place, PlaceKind
+from shequ.core.places.service import get_tenant
+from shequ.core.registry.models import Person
+from shequ.db import session_scope
+
+DEMO_PASSWORD = "Jiangchuan2026"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    role: str
+    note: str
+
+
+def _accounts(grid: Place | None, committee: Place | None, compound: Place | None) -> list[tuple[str, str, str, dict, str]]:
+    return [
+        ("admin", "admin", "系统管理员", {}, "all settings and data"),
+        ("leader", "leader", "街道领导", {}, "社区大脑 brain"),
+        ("dispatcher", "dispatcher", "城运中心调度员", {"department": "城运中心"}, "城运中心 dispatch"),
+        ("grid", "grid_worker", f"网格员 · {grid.name if grid else ''}",
+         {"grids": [grid.id] if grid else []}, "网格中台 grid platform"),
+        ("committee", "committee", f"居委 · {committee.name if committee else ''}",
+         {"committees": [committee.id] if committee else []}, "居委微平台 committee"),
+        ("property", "property", f"物业 · {compound.name if compound else ''}",
+         {"compounds": [compound.id] if compound else []}, "物业 property desk"),
+    ]
+
+
+def prepare_demo(*, scale: str = "full", seed: int = 1, progress: bool = False) -> list[DemoAccount]:
+    """Seed the demo tenant unless it already has people, then make sure the demo users exist."""
+    from shequ.core.iam.service import create_user
+    from shequ.sim.seed import seed as run_seed
+
+    code = get_settings().default_tenant
+    with session_scope() as session:
+        tenant = get_tenant(session=session, code=code)
+        tenant_id = tenant.id if tenant else None
+    populated = False
+    if tenant_id is not None:
+        with session_scope(tenant_id=tenant_id) as session:
+            populated = (session.scalar(select(func.count()).select_from(Person)) or 0) > 0
+    if not populated:
+        tenant_id = run_seed(scale=scale, seed=seed, tenant_code=code, progress=progress).tenant_id
+
+    accounts = []
+    with session_scope(tenant_id=tenant_id, actor="demo") as session:
+        def first(kind: PlaceKind) -> Place | None:
+            return session.scalars(select(Place).where(Place.kind == kind).order_by(Place.id).limit(1)).first()
+
+        committee = first(PlaceKind.COMMITTEE)
+        grid = session.get(Place, committee.grid_id) if committee and committee.grid_id else first(PlaceKind.GRID)
+        compound = session.scalars(select(Place).where(
+            Place.kind == PlaceKind.COMPOUND, Place.committee_id == (committee.id if committee else None)
+        ).limit(1)).first() or first(PlaceKind.COMPOUND)
+        for username, role, display, scope, note in _accounts(grid, committee, compound):
+            exists = session.scalar(select(User).where(User.username == username))
+            if exists is None:
+                create_user(session=session, username=username, password=DEMO_PASSWORD, role=role,
+                            display_name=display, scope=scope)
+            accounts.append(DemoAccount(username, DEMO_PASSWORD, role, f"{display} — {note}"))
+    return accounts
