@@ -47,6 +47,20 @@ def db_upgrade(revision: str = "head") -> None:
     console.print(f"数据库已迁移 database migrated: {get_settings().database_url.split('@')[-1]}")
 
 
+@db_app.command("rotate-key")
+def db_rotate_key() -> None:
+    """Add a new active PII key and re-encrypt every personal-data column with it."""
+    from shequ.core.iam.crypto import keyring, reencrypt_all, rotate_key_file
+    from shequ.db import get_engine
+
+    path = get_settings().key_file
+    assert path is not None
+    keyring()  # make sure a key file exists (development) before rotating
+    kid = rotate_key_file(path)
+    count = reencrypt_all(get_engine())
+    console.print(f"新密钥 new key {kid}; 已重新加密 re-encrypted {count} values")
+
+
 @app.command()
 def seed(
     scale: Annotated[str, typer.Option(help="small | full")] = "small",

@@ -138,3 +138,31 @@ def mask_name(value: str | None) -> str:
 
 
 MASKS: dict[str, Any] = {"id_number": mask_id_number, "phone": mask_phone, "name": mask_name}
+
+
+def reencrypt_all(engine: Any, *, batch: int = 2000) -> int:
+    """Re-encrypt every encrypted column still under an old key with the active key."""
+    from sqlalchemy import String as SAString
+    from sqlalchemy import bindparam, cast, select, update
+
+    from shequ.db import Base
+
+    active = keyring().active
+    done = 0
+    for table in Base.metadata.sorted_tables:
+        columns = [c for c in table.columns if isinstance(c.type, Encrypted)]
+        pk = table.primary_key.columns.values()[0]
+        for col in columns:
+            raw = cast(col, SAString)  # compare the stored text, not the decrypted value
+            stale = raw.is_not(None) & ~raw.like(f"{PREFIX}:{active}:%")
+            while True:
+                with engine.begin() as conn:
+                    rows = conn.execute(select(pk, col).where(stale).limit(batch)).all()
+                    if not rows:
+                        break
+                    conn.execute(
+                        update(table).where(pk == bindparam("_pk")).values({col.name: bindparam("_v")}),
+                        [{"_pk": r[0], "_v": r[1]} for r in rows],
+                    )
+                    done += len(rows)
+    return done
