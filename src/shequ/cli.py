@@ -105,11 +105,36 @@ def import_(
     except ImportRejected as rejected:
         err.print(f"[red]导入被拒绝，未做任何修改 import rejected, nothing changed: "
                   f"{len(rejected.errors)} 处错误[/red]")
-        for e in rejected.errors:
-            err.print(f"  第 {e.row} 行 row {e.row}, 列 column 「{e.column}」: {e.reason}")
+        for e in rejected.errors[:200]:
+            value = f" （{e.value}）" if e.value else ""
+            err.print(f"  第 {e.row} 行 row {e.row}, 列 column 「{e.column}」{value}: {e.reason}",
+                      markup=False, highlight=False)
+        if len(rejected.errors) > 200:
+            err.print(f"  …… 另有 {len(rejected.errors) - 200} 处错误 more errors")
         raise typer.Exit(1) from None
+    for w in result.warnings[:50]:
+        console.print(f"  提示 note: 第 {w.row} 行「{w.column}」（{w.value}）: {w.reason}",
+                      markup=False, highlight=False)
     console.print(f"导入完成 imported {result.rows} rows: 新增 created {result.created}, "
-                  f"更新 updated {result.updated}")
+                  f"更新 updated {result.updated}, 未落地 unplaced {result.unplaced}, "
+                  f"来源冲突 conflicts {result.conflicts}")
+
+
+@app.command("import-template")
+def import_template_(
+    kind: Annotated[str, typer.Argument(help="person | household | house | organisation | facility | situation | place | device")],
+    out: Annotated[Path, typer.Argument(help="the .xlsx file to write")],
+    lang: Annotated[str, typer.Option(help="zh-CN | en")] = "zh-CN",
+) -> None:
+    """Write an empty XLSX with the import headers of KIND and a sheet explaining each column."""
+    from shequ.core.registry.importer import import_template
+    from shequ.core.registry.kinds import KINDS
+
+    if kind not in KINDS:
+        err.print(f"[red]未知的数据类型 unknown kind {kind}; 可选 known: {', '.join(KINDS)}[/red]")
+        raise typer.Exit(2)
+    out.write_bytes(import_template(kind, lang))
+    console.print(f"导入模板已写入 template written → {out}")
 
 
 @app.command()
@@ -208,6 +233,53 @@ def bench_seed(
     from shequ.sim.bench import bench_seed as run
 
     run(scale=scale, seed=seed, console=console)
+
+
+tags_app = typer.Typer(help="Tags (标签): taxonomy and rule tags", no_args_is_help=True)
+app.add_typer(tags_app, name="tags")
+
+
+@tags_app.command("recompute")
+def tags_recompute(tenant: TenantOpt = None) -> None:
+    """Install missing default tags and recompute every rule tag (run daily: ages change)."""
+    import time
+
+    from shequ.core.registry.tags import install_default_tags, recompute_all
+    from shequ.db import session_scope
+
+    tenant_id = _tenant_id(tenant)
+    start = time.perf_counter()
+    with session_scope(tenant_id=tenant_id, actor="cli:tags") as session:
+        created = install_default_tags(session=session)
+        changed = recompute_all(session=session)
+    console.print(f"标签已重算 tags recomputed: 新建标签 {created} created, 变更 {changed:,} "
+                  f"taggings changed, 用时 {time.perf_counter() - start:.1f} s")
+
+
+@tags_app.command("list")
+def tags_list(
+    entity: Annotated[str, typer.Option(help="person | household | house | organisation | building")] = "person",
+    tenant: TenantOpt = None,
+) -> None:
+    """Show the tag taxonomy of an entity with the number of records per tag."""
+    from shequ.core.registry.tags import TagError, tag_counts
+    from shequ.db import session_scope
+
+    tenant_id = _tenant_id(tenant)
+    with session_scope(tenant_id=tenant_id, actor="cli:tags") as session:
+        try:
+            counts = tag_counts(session=session, entity=entity)
+        except TagError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        table = Table(title=f"标签 tags — {entity}")
+        for col in ("编码 code", "名称 name", "类型 kind", "记录数 records"):
+            table.add_column(col)
+        parents = {c.tag.parent_id for c in counts}
+        for c in counts:
+            kind = "规则 rule" if c.tag.rule else "分类 group" if c.tag.id in parents else "人工 manual"
+            table.add_row(c.tag.code, "  " * c.depth + c.tag.name, kind, f"{c.count:,}")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,9 @@ _engines: dict[str, Engine] = {}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
+    # SAVEPOINTs nest properly (SQLAlchemy's documented recipe for pysqlite).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -141,12 +144,17 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     return engine
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
+    # Importing every model registers the flush listeners (change log, PII columns, tags):
+    # no code path that touches the database can miss them.
+    import shequ.models  # noqa: F401
+
     settings = settings or get_settings()
     url = settings.database_url
     if url not in _engines:

@@ -18,6 +18,7 @@ from shequ.core.registry.models import (
     Tagging,
 )
 from shequ.core.iam import pii as _pii  # noqa: F401  (registers the PII listener)
+from shequ.core.registry import tags as _tags  # noqa: F401  (registers the tag recompute listeners)
 from shequ.db import Base
 
 metadata = Base.metadata

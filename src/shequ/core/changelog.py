@@ -11,13 +11,12 @@ import datetime as dt
 import decimal
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, insert, inspect, select
+from sqlalchemy import JSON, Index, Integer, String, event, insert, inspect, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import NO_VALUE
 
 from shequ.core.iam.crypto import MASKS
 from shequ.db import Base, ChangeLogged, Placed, TenantScoped, utcnow
-from sqlalchemy import event
 
 
 class ChangeLog(Base, TenantScoped):
@@ -82,11 +81,12 @@ def _diff(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 def _inherit_place(session: Session, _ctx: Any, _instances: Any) -> None:
     from shequ.core.places.models import Place
 
-    for obj in list(session.new) + list(session.dirty):
+    new = session.new  # a fresh set on every access: take it once (bulk imports flush 1000s)
+    for obj in list(new) + list(session.dirty):
         if not isinstance(obj, Placed):
             continue
         state = inspect(obj)
-        if obj not in session.new and not state.attrs["place_id"].history.has_changes():
+        if obj not in new and not state.attrs["place_id"].history.has_changes():
             continue
         if obj.place_id is None:
             obj.grid_id = obj.committee_id = obj.compound_id = obj.building_id = None

@@ -7,7 +7,6 @@ of the key that made it, so old rows stay readable after the active key changes.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -36,7 +35,7 @@ class Keyring:
     def encrypt(self, plaintext: str) -> str:
         nonce = os.urandom(12)
         key = self.keys[self.active]
-        ct = AESGCM(key).encrypt(nonce, plaintext.encode(), self.active.encode())
+        ct = _aead(key).encrypt(nonce, plaintext.encode(), self.active.encode())
         return f"{PREFIX}:{self.active}:{base64.b64encode(nonce + ct).decode()}"
 
     def decrypt(self, token: str) -> str:
@@ -44,11 +43,17 @@ class Keyring:
         if prefix != PREFIX:
             raise ValueError("not a shequ ciphertext")
         raw = base64.b64decode(body)
-        return AESGCM(self.keys[kid]).decrypt(raw[:12], raw[12:], kid.encode()).decode()
+        return _aead(self.keys[kid]).decrypt(raw[:12], raw[12:], kid.encode()).decode()
 
     def blind_index(self, value: str) -> str:
         """A keyed hash for exact lookup; equal inputs give equal outputs, nothing else leaks."""
-        return hmac.new(self.index_key, normalise(value).encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self.index_key, normalise(value).encode(), "sha256").hex()
+
+
+@lru_cache(maxsize=16)
+def _aead(key: bytes) -> AESGCM:
+    # building the cipher (key schedule) costs ~25 µs, encrypting a short value ~3 µs
+    return AESGCM(key)
 
 
 def normalise(value: str) -> str:

@@ -26,10 +26,11 @@ def derive(obj: Any, column: str) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _derive_pii_columns(session: Session, _ctx: Any, _instances: Any) -> None:
-    for obj in list(session.new) + list(session.dirty):
+    new = session.new  # a fresh set on every access: take it once (bulk imports flush 1000s)
+    for obj in list(new) + list(session.dirty):
         if not isinstance(obj, ChangeLogged) or not obj.__pii__:
             continue
         state = inspect(obj)
         for column in obj.__pii__:
-            if obj in session.new or state.attrs[column].history.has_changes():
+            if obj in new or state.attrs[column].history.has_changes():
                 derive(obj, column)

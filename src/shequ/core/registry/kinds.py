@@ -249,7 +249,7 @@ PLACE = Kind(
         Column("name", "名称", "name", required=True, sortable=True),
         Column("kind", "类型", "kind", "enum", enum="place_kind", required=True),
         Column("parent_code", "上级编码", "parent code", in_list=False),
-        Column("address_text", "标准地址", "standard address", importable=False),
+        Column("address_text", "标准地址", "standard address"),
         Column("floors", "层数", "storeys", "int"),
         Column("lon", "经度", "longitude", "float", in_list=False),
         Column("lat", "纬度", "latitude", "float", in_list=False),

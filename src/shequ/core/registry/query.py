@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from shequ.core.iam.crypto import blind_index
+from shequ.core.iam.crypto import MASKS, blind_index
 from shequ.core.places.models import Place, PlaceKind
 from shequ.core.registry.kinds import Kind, label
 from shequ.core.registry.models import Household, Person, Tag, Tagging
@@ -175,7 +175,7 @@ def fmt_value(value: Any, lang: str = "zh-CN") -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.7f}".rstrip("0").rstrip(".")
     return str(value)
 
 
@@ -190,6 +190,8 @@ def present_rows(*, session: Session, kind: Kind, items: list[Any], lang: str = 
         for attr in ("place_id", "committee_id", "grid_id"):
             if hasattr(obj, attr) and getattr(obj, attr):
                 place_ids.add(getattr(obj, attr))
+        if kind.model is Place and obj.parent_id:
+            place_ids.add(obj.parent_id)
     places = _names(session, place_ids)
     households: dict[int, Household] = {}
     heads: dict[int, Person] = {}
@@ -229,15 +231,14 @@ def present_rows(*, session: Session, kind: Kind, items: list[Any], lang: str = 
             elif key == "size":
                 row[key] = str(sizes.get(obj.id, 0))
             elif key == "parent_code":
-                row[key] = ""
+                parent = places.get(getattr(obj, "parent_id", None) or -1)
+                row[key] = parent.code if parent else ""
             elif col.pii:
                 value = getattr(obj, key)
                 if unmasked:
                     row[key] = value or ""
                 else:
                     masked = getattr(obj, f"{key}_mask", None)
-                    from shequ.core.iam.crypto import MASKS
-
                     row[key] = masked if masked is not None else MASKS[col.pii](value)
             elif col.enum:
                 row[key] = label(col.enum, getattr(obj, key, None), lang)

@@ -1,0 +1,1 @@
+"""The web layer: app factory, dependencies, security, pages and the API."""

@@ -1,0 +1,102 @@
+"""The web application: pages and the API under /api/v1, with sessions, CSRF protection,
+security headers and Chinese/English pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+import shequ
+from shequ.core.plugins import load_scenarios
+from shequ.web.deps import LoginRequired, render
+from shequ.web.records import BadParam
+from shequ.web.security import BrowserMiddleware
+
+API = "/api/v1"
+STATIC = Path(__file__).parent / "static"
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API + "/") or request.url.path == API
+
+
+def _field_of(loc: tuple[object, ...] | list[object]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
+    return ".".join(parts) or "request"
+
+
+def create_app(*, tenant_code: str | None = None) -> FastAPI:
+    """Build the app: static files, the routers of each domain, and the error pages.
+
+    It serves one tenant (subdistrict): ``tenant_code``, by default SHEQU_DEFAULT_TENANT.
+    """
+    app = FastAPI(
+        title="shequ 社区数字化平台 API",
+        version=getattr(shequ, "__version__", "0.1.0"),
+        openapi_url=f"{API}/openapi.json",
+        # Swagger UI would load its assets from a CDN; the platform works offline, so no docs page.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.tenant_ids = {}
+    app.state.tenant_code = tenant_code
+    app.add_middleware(BrowserMiddleware)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    from shequ.core.places import routes as places_routes
+    from shequ.core.registry import routes as registry_routes
+    from shequ.web.routes import api as api_routes
+    from shequ.web.routes import pages as page_routes
+
+    app.include_router(api_routes.router, prefix=API)
+    app.include_router(places_routes.api, prefix=API)
+    app.include_router(registry_routes.api, prefix=API)
+    app.include_router(page_routes.router)
+    app.include_router(places_routes.pages)
+    app.include_router(registry_routes.pages)
+    for spec in load_scenarios().scenarios.values():
+        if spec.router is not None:
+            app.include_router(spec.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        if request.headers.get("hx-request"):
+            # htmx follows redirects inside the target; tell it to load the login page instead
+            return Response(status_code=204, headers={"HX-Redirect": "/login"})
+        return RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", status_code=303)
+
+    @app.exception_handler(BadParam)
+    async def _bad_param(request: Request, exc: BadParam) -> Response:
+        body = {"detail": str(exc), "errors": [{"field": exc.field, "message": exc.message}]}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "")}
+                  for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        if not _is_api(request):
+            return render(request, "error.html", status_code=422, message=detail)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if _is_api(request) or request.url.path.startswith("/static/"):
+            return await http_exception_handler(request, exc)
+        keys = {404: "error.not_found", 403: "error.forbidden"}
+        message = str(exc.detail)
+        if exc.status_code == 403 and exc.detail == "csrf":
+            key = "error.csrf"
+        else:
+            key = keys.get(exc.status_code, "")
+        return render(request, "error.html", status_code=exc.status_code, key=key,
+                      message="" if key else message)
+
+    return app

@@ -1,0 +1,175 @@
+"""Request dependencies: the database session of a request, the current user (cookie for pages,
+bearer token for the API), permission checks, and rendering a page with its common context."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from shequ.config import get_settings
+from shequ.core.iam import service as iam
+from shequ.core.iam.models import User
+from shequ.core.places.models import Tenant
+from shequ.core.registry import kinds
+from shequ.db import bind_context, session_factory
+from shequ.web.i18n import t
+
+SESSION_COOKIE = "shequ_session"
+TEMPLATES = Path(__file__).parent / "templates"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+templates = Jinja2Templates(directory=str(TEMPLATES))
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies when nobody is logged in; answered with a redirect."""
+
+    def __init__(self, next_url: str = "/"):
+        self.next_url = next_url
+
+
+def _tenant_id(session: Session, request: Request) -> int:
+    cache: dict[str, int] = request.app.state.tenant_ids
+    code = request.app.state.tenant_code or get_settings().default_tenant
+    if code not in cache:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.code == code))
+        if tenant_id is None:
+            raise HTTPException(status_code=503, detail=f"租户 {code} 尚未初始化，请先运行 shequ seed "
+                                                        f"(tenant {code} does not exist yet)")
+        cache[code] = tenant_id
+    return cache[code]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session for one request, bound to the deployment's tenant; commits when the handler
+    returns without error, rolls back otherwise. Tests override it with their own session."""
+    session = session_factory()()
+    try:
+        bind_context(session, tenant_id=None, actor="anonymous")
+        bind_context(session, tenant_id=_tenant_id(session, request), actor="anonymous")
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _bind_user(request: Request, session: Session, user: User) -> User:
+    session.info["actor"] = user.username
+    request.state.user = user
+    return user
+
+
+def optional_page_user(request: Request, session: SessionDep) -> User | None:
+    user = iam.user_for_session(session=session, token=request.cookies.get(SESSION_COOKIE))
+    return _bind_user(request, session, user) if user else None
+
+
+def page_user(request: Request, session: SessionDep) -> User:
+    """The user of a page request (cookie session); otherwise a redirect to the login page."""
+    user = optional_page_user(request, session)
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    return user
+
+
+def api_user(request: Request, session: SessionDep) -> User:
+    """The user of an API request (``Authorization: Bearer``); otherwise 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    user = None
+    if scheme.lower() == "bearer" and token.strip():
+        user = iam.user_for_token(session=session, token=token.strip())
+    if user is None:
+        raise HTTPException(status_code=401, detail="需要有效的访问令牌 (a valid bearer token is required)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return _bind_user(request, session, user)
+
+
+PageUser = Annotated[User, Depends(page_user)]
+ApiUser = Annotated[User, Depends(api_user)]
+
+
+def require(permission: str, *, api: bool) -> Callable[..., User]:
+    """A dependency that lets through only users whose role grants ``permission``."""
+
+    def check_page(user: PageUser) -> User:
+        if not iam.can(user, permission):
+            raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
+        return user
+
+    def check_api(user: ApiUser) -> User:
+        if not iam.can(user, permission):
+            raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
+        return user
+
+    return check_api if api else check_page
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time as shown on screen: Asia/Shanghai."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(SHANGHAI).strftime(fmt)
+
+
+templates.env.filters["local"] = local_time
+
+
+def lang_of(request: Request) -> str:
+    return getattr(request.state, "lang", get_settings().language)
+
+
+def _lang_url(request: Request, other: str) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return request.url.path + "?" + urlencode([*params, ("lang", other)])
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+    """A page with the context every template may use: lang, t, user, csrf, labels."""
+    lang = lang_of(request)
+    user = getattr(request.state, "user", None)
+
+    def tr(key: str, **kw: Any) -> str:
+        return t(key, lang, **kw)
+
+    base = {
+        "lang": lang,
+        "t": tr,
+        "user": user,
+        "role_label": iam.role_label(user.role, lang) if user else "",
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+        "label": lambda group, value: kinds.label(group, value, lang),
+        "kinds": kinds.KINDS,
+        "can": lambda perm: iam.can(user, perm),
+        "path": request.url.path,
+        "query": request.url.query,
+        "lang_url": _lang_url(request, "en" if lang.startswith("zh") else "zh-CN"),
+    }
+    base.update(context)
+    return templates.TemplateResponse(request, name, base, status_code=status_code)
