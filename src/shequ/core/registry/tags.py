@@ -745,13 +745,8 @@ def _recompute_entity(session: Session, tenant_id: int, entity: str, ids: set[in
         now = utcnow()
         rows = [{"tenant_id": tenant_id, "tag_id": tag_id, "entity": entity, "entity_id": eid,
                  "origin": "rule", "by": "rule", "at": now} for tag_id, eid in sorted(fresh)]
-        if conn.dialect.name == "postgresql":
-            # one multi-row INSERT per 2,000 rows: far fewer round trips than executemany
-            for start in range(0, len(rows), 2000):
-                conn.execute(insert(table).values(rows[start:start + 2000]))
-        else:
-            for start in range(0, len(rows), CHUNK):
-                conn.execute(insert(table), rows[start:start + CHUNK])
+        for start in range(0, len(rows), CHUNK):
+            conn.execute(insert(table), rows[start:start + CHUNK])
     return len(stale) + len(fresh)
 
 
