@@ -235,6 +235,18 @@ def bench_seed(
     run(scale=scale, seed=seed, console=console)
 
 
+@bench_app.command("import")
+def bench_import(
+    rows: Annotated[int, typer.Option(help="rows in the person sheet")] = 20_000,
+) -> None:
+    """Time the import of a synthetic person XLSX (create, then update) into a scratch tenant."""
+    from shequ.core.migrate import upgrade
+    from shequ.sim.bench_import import bench_import as run
+
+    upgrade()
+    run(rows=rows, console=console)
+
+
 tags_app = typer.Typer(help="Tags (标签): taxonomy and rule tags", no_args_is_help=True)
 app.add_typer(tags_app, name="tags")
 

@@ -1,9 +1,11 @@
 """Every model of the kernel, imported in one place so metadata and migrations see them all."""
 
 from shequ.core.changelog import ChangeLog
+from shequ.core.iam import pii as _pii  # noqa: F401  (registers the PII listener)
 from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, User
 from shequ.core.iot.models import Device
 from shequ.core.places.models import Place, Tenant
+from shequ.core.registry import tags as _tags  # noqa: F401  (registers the tag recompute listeners)
 from shequ.core.registry.models import (
     Facility,
     House,
@@ -17,8 +19,6 @@ from shequ.core.registry.models import (
     Tag,
     Tagging,
 )
-from shequ.core.iam import pii as _pii  # noqa: F401  (registers the PII listener)
-from shequ.core.registry import tags as _tags  # noqa: F401  (registers the tag recompute listeners)
 from shequ.db import Base
 
 metadata = Base.metadata

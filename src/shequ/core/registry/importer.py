@@ -125,6 +125,14 @@ _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _INT_RE = re.compile(r"^-?\d+$")
 
 
+def _attr(el: ElementTree.Element | None, name: str) -> str:
+    """A required attribute of a workbook part; a missing one means an unusual file."""
+    value = el.get(name) if el is not None else None
+    if value is None:
+        raise ValueError(f"workbook element without {name!r}")
+    return value
+
+
 def _column_index(ref: str) -> int:
     n = 0
     for ch in ref:
@@ -157,7 +165,8 @@ def _read_xlsx_fast(data: bytes) -> list[tuple[int, list[Any]]]:
         else CALENDAR_WINDOWS_1900
     first = book.find(f"{_NS}sheets/{_NS}sheet")
     rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    target = next(r.get("Target") for r in rels if r.get("Id") == first.get(f"{_REL}id"))
+    sheet_rel = _attr(first, f"{_REL}id")
+    target = next(_attr(r, "Target") for r in rels if r.get("Id") == sheet_rel)
     path = target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
     strings: list[str] = []
     if "xl/sharedStrings.xml" in names:
@@ -168,7 +177,7 @@ def _read_xlsx_fast(data: bytes) -> list[tuple[int, list[Any]]]:
     date_styles: set[int] = set()
     if "xl/styles.xml" in names:
         styles = ElementTree.fromstring(zf.read("xl/styles.xml"))
-        custom = {int(f.get("numFmtId")): f.get("formatCode") for f in styles.iter(f"{_NS}numFmt")}
+        custom = {int(_attr(f, "numFmtId")): f.get("formatCode") for f in styles.iter(f"{_NS}numFmt")}
         xfs = styles.find(f"{_NS}cellXfs")
         for i, xf in enumerate(xfs if xfs is not None else []):
             fid = int(xf.get("numFmtId", 0))
@@ -180,7 +189,8 @@ def _read_xlsx_fast(data: bytes) -> list[tuple[int, list[Any]]]:
     for _, el in ElementTree.iterparse(zf.open(path)):
         if el.tag != row_tag:
             continue
-        number = int(el.get("r")) if el.get("r") else (rows[-1][0] + 1 if rows else 1)
+        row_ref = el.get("r")
+        number = int(row_ref) if row_ref else (rows[-1][0] + 1 if rows else 1)
         cells: list[Any] = []
         for c in el.iter(c_tag):
             ref = c.get("r")

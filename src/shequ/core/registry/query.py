@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -145,7 +146,8 @@ def list_records(*, session: Session, kind: Kind, params: ListParams, max_size: 
     return Page(items=list(rows), total=total, page=page, size=size)
 
 
-def iter_records(*, session: Session, kind: Kind, params: ListParams, chunk: int = 2000) -> Any:
+def iter_records(*, session: Session, kind: Kind, params: ListParams,
+                 chunk: int = 2000) -> Iterator[list[Any]]:
     """Every record of a filtered list, in sort order, fetched in chunks (for exports)."""
     stmt = list_stmt(session, kind, params).order_by(*_order(kind, params.sort))
     offset = 0
@@ -203,9 +205,10 @@ def present_rows(*, session: Session, kind: Kind, items: list[Any], lang: str = 
     if kind.key == "household":
         ids = [o.id for o in items]
         if ids:
-            sizes = dict(session.execute(
+            counted = session.execute(
                 select(Person.household_id, func.count()).where(Person.household_id.in_(ids))
-                .group_by(Person.household_id)).all())
+                .group_by(Person.household_id))
+            sizes = {hid: n for hid, n in counted if hid is not None}
             head_ids = [o.head_person_id for o in items if o.head_person_id]
             heads = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(head_ids)))}
 

@@ -15,9 +15,9 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.orm import Session
 
@@ -269,8 +269,8 @@ class Writer:
             self._keep(self.session.get(Place, place_id))
         return self._places.get(place_id)
 
-    def preload_places(self, addresses: Iterable[str]) -> None:
-        """Resolve many standard addresses with one query per 500."""
+    def preload_places(self, addresses: Iterable[str | None]) -> None:
+        """Resolve many standard addresses with one query per 500 (blanks are skipped)."""
         wanted = sorted({normalise_address(a) for a in addresses if a} - set(self._by_address))
         for chunk in _chunks(wanted):
             rows = self.session.scalars(
@@ -296,7 +296,7 @@ class Writer:
             self.preload_places([key])
         return self.place(self._by_address.get(key))
 
-    def preload_codes(self, codes: Iterable[str]) -> None:
+    def preload_codes(self, codes: Iterable[str | None]) -> None:
         wanted = sorted({c for c in codes if c} - self._codes_loaded)
         for chunk in _chunks(wanted):
             for place in self.session.scalars(select(Place).where(Place.code.in_(chunk))):
@@ -327,7 +327,8 @@ class Writer:
         for chunk in _chunks(wanted):
             for house_id, place_id in self.session.execute(
                     select(House.id, House.place_id).where(House.place_id.in_(chunk))):
-                self._houses[place_id] = house_id
+                if place_id is not None:  # always, given the IN filter
+                    self._houses[place_id] = house_id
         for pid in wanted:
             self._houses.setdefault(pid, None)
 
@@ -443,7 +444,7 @@ class Writer:
                     row.update(digest=digest, shown=shown)
                 known[source] = (old[0], digest)
         self._pending.clear()
-        table = SourceFact.__table__
+        table = cast(Table, SourceFact.__table__)  # declarative types it as a FromClause
         if inserts:
             self.session.execute(insert(table), list(inserts.values()))
         if updates:
@@ -565,7 +566,7 @@ class Writer:
         overrides: dict[str, list[tuple[str, Any]]] = {}
         if not number:
             return overrides
-        derived = {"birth_date": validators.birth_date_from_id(number),
+        derived: dict[str, dt.date | str] = {"birth_date": validators.birth_date_from_id(number),
                    "sex": validators.sex_from_id(number)}
         for key, value in derived.items():
             given = vals.get(key)
@@ -677,37 +678,37 @@ def find_existing(*, session: Session, kind: Kind, keys: Sequence[tuple[Any, ...
     if kind.key == "person":
         by_hash = {blind_index(k[0]): k for k in keys}
         for chunk in _chunks(list(by_hash)):
-            for obj in session.scalars(select(Person).where(Person.id_number_hash.in_(chunk))):
-                out[by_hash[obj.id_number_hash]] = obj
+            for person in session.scalars(select(Person).where(Person.id_number_hash.in_(chunk))):
+                out[by_hash[person.id_number_hash]] = person
     elif kind.key == "organisation":
         codes = [k[1] for k in keys if k[0] == "code"]
         for chunk in _chunks(codes):
-            for obj in session.scalars(select(Organisation).where(Organisation.credit_code.in_(chunk))):
-                out[("code", obj.credit_code)] = obj
+            for org in session.scalars(select(Organisation).where(Organisation.credit_code.in_(chunk))):
+                out[("code", org.credit_code)] = org
         names = [k[2] for k in keys if k[0] == "name"]
         for chunk in _chunks(names):
-            for obj in session.scalars(select(Organisation).where(
+            for org in session.scalars(select(Organisation).where(
                     Organisation.name.in_(chunk), Organisation.credit_code.is_(None))):
-                out.setdefault(("name", obj.kind, obj.name), obj)
+                out.setdefault(("name", org.kind, org.name), org)
     elif kind.key == "house":
         w = writer or Writer(session=session)
         w.preload_places(k[0] for k in keys)
         placed = {w._by_address.get(normalise_address(k[0])): k for k in keys}
         placed.pop(None, None)
         for chunk in _chunks(list(placed)):
-            for obj in session.scalars(select(House).where(House.place_id.in_(chunk))):
-                out[placed[obj.place_id]] = obj
+            for house in session.scalars(select(House).where(House.place_id.in_(chunk))):
+                out[placed[house.place_id]] = house
         unplaced = {normalise_address(k[0]): k for k in keys if k not in out}
         if unplaced:
-            for obj in session.scalars(select(House).where(House.place_id.is_(None))):
-                text = (obj.attrs or {}).get("address")
+            for house in session.scalars(select(House).where(House.place_id.is_(None))):
+                text = (house.attrs or {}).get("address")
                 if text in unplaced:
-                    out.setdefault(unplaced[text], obj)
+                    out.setdefault(unplaced[text], house)
     elif kind.key == "place":
         codes = sorted({k[1] for k in keys})
         for chunk in _chunks(codes):
-            for obj in session.scalars(select(Place).where(Place.code.in_(chunk))):
-                out[(obj.kind, obj.code)] = obj
+            for place in session.scalars(select(Place).where(Place.code.in_(chunk))):
+                out[(place.kind, place.code)] = place
     else:
         field = {"household": "number", "facility": "code", "device": "code",
                  "situation": "external_id"}[kind.key]

@@ -12,7 +12,6 @@ from alembic import op
 import shequ.core.iam.crypto
 import shequ.db
 
-
 revision = '0001'
 down_revision = None
 branch_labels = None
