@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from shequ.config import get_settings
-from shequ.sim.seed import SeedReport, seed
+from shequ.sim.seed import SeedReport
+from shequ.sim.seed import seed as run_seed
 
 
 def peak_rss_mb() -> float:
@@ -22,11 +23,14 @@ def peak_rss_mb() -> float:
 
 def bench_seed(*, scale: str, seed: int, console: Console, tenant_code: str | None = None) -> SeedReport:
     """Run the seed once (resetting the tenant first) and print the figures."""
+    from shequ.core.migrate import upgrade
+
     settings = get_settings()
+    upgrade()
     code = tenant_code or settings.default_tenant
     started = time.perf_counter()
     cpu0 = time.process_time()
-    report = seed(scale=scale, seed=seed, tenant_code=code, progress=False, reset=True)
+    report = run_seed(scale=scale, seed=seed, tenant_code=code, progress=False, reset=True)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu0
     db = settings.database_url.split("://", 1)[0]

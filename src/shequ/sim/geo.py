@@ -133,12 +133,12 @@ def bisect(rect: Rect, n: int, rng: random.Random, level: int, cuts: list[Cut],
         n1, n2 = n2, n1
     frac = n1 / n + rng.uniform(-0.04, 0.04)
     if rect.w >= rect.h:
-        at = round((rect.x0 + rect.w * frac) / 10) * 10
+        at = float(round((rect.x0 + rect.w * frac) / 10) * 10)
         at = min(max(at, rect.x0 + min_side), rect.x1 - min_side)
         a, b = rect.split_x(at)
         cuts.append(Cut(True, at, rect.y0, rect.y1, level))
     else:
-        at = round((rect.y0 + rect.h * frac) / 10) * 10
+        at = float(round((rect.y0 + rect.h * frac) / 10) * 10)
         at = min(max(at, rect.y0 + min_side), rect.y1 - min_side)
         a, b = rect.split_y(at)
         cuts.append(Cut(False, at, rect.x0, rect.x1, level))

@@ -196,9 +196,11 @@ def committee_names(rng: random.Random, count: int) -> list[str]:
         pool = list(EXTRA_COMMITTEES)
         chosen = rng.sample(pool, extra)
         for name in sorted(chosen, key=pool.index):
-            stem = _stem_key(name)
-            at = max((i for i, n in enumerate(names) if _stem_key(n) == stem), default=len(names) - 1)
-            names.insert(at + 1, name)
+            stem, ordinal = committee_stem(name)
+            same = [i for i, n in enumerate(names) if _stem_key(n) == _stem_key(name)]
+            before = [i for i in same if (committee_stem(names[i])[1] or 0) < (ordinal or 0)]
+            at = max(before) + 1 if before else same[0] if same else len(names)
+            names.insert(at, name)
     return names
 
 
@@ -231,13 +233,12 @@ def compound_names(rng: random.Random, committee: str, kinds: list[str], used: s
     out: list[str] = []
     for kind in kinds:
         candidates: list[str] = []
-        if kind != "new" or not out:
-            candidates.append(primary)
-            candidates += [primary + s for s in PART_SUFFIXES]
+        candidates.append(primary)
+        candidates += [primary + s for s in PART_SUFFIXES]
         suffixes = list(NEW_ESTATE_SUFFIXES)
         rng.shuffle(suffixes)
         candidates += [short + s for s in suffixes]
-        if kind == "new":
+        if kind == "new" and out:  # a newer estate beside the old one gets its own name
             candidates = candidates[-len(suffixes):] + candidates[:-len(suffixes)]
         name = next((c for c in candidates if c not in used), None)
         n = 4

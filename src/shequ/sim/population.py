@@ -171,7 +171,7 @@ class PopulationMaker:
             in_law_sur = SHANGHAI_SURNAME(rng)
             kid_sur = sur if mid_sex == "M" else in_law_sur
             mother = in_law if mid_sex == "M" else mid
-            kids = [max(0, self.child_age(mother, 24, 36)) for _ in range(1 if rng.random() < 0.8 else 2)]
+            kid_ages = [max(0, self.child_age(mother, 24, 36)) for _ in range(1 if rng.random() < 0.8 else 2)]
             elder_head = rng.random() < 0.5
             if elder_head:
                 m.append(Member(HEAD, "M", g, surname=sur) if both
@@ -180,14 +180,14 @@ class PopulationMaker:
                     m.append(Member(SPOUSE, "F", gw))
                 m.append(Member(CHILD, mid_sex, mid, surname=sur if both else None))
                 m.append(Member(OTHER, "F" if mid_sex == "M" else "M", in_law, surname=in_law_sur))
-                m += [Member(GRANDCHILD, choice(rng, "MF"), k, surname=kid_sur) for k in kids]
+                m += [Member(GRANDCHILD, choice(rng, "MF"), k, surname=kid_sur) for k in kid_ages]
             else:
                 m.append(Member(HEAD, mid_sex, mid, surname=sur if both else None))
                 m.append(Member(SPOUSE, "F" if mid_sex == "M" else "M", in_law, surname=in_law_sur))
                 if both:
                     m.append(Member(PARENT, "M", g, surname=sur))
                 m.append(Member(PARENT, "F", gw))
-                m += [Member(CHILD, choice(rng, "MF"), k, surname=kid_sur) for k in kids]
+                m += [Member(CHILD, choice(rng, "MF"), k, surname=kid_sur) for k in kid_ages]
         elif htype == "young_couple":
             h = randint(rng, 25, 37)
             m += [Member(HEAD, "M", h, surname=sur),

@@ -5,11 +5,13 @@ from the seed and a phase name, every date from a fixed reference date (``REF_DA
 nothing iterates over a hash-ordered set. Only the storage-side values differ between runs
 (ids, creation timestamps, the random nonces of encrypted columns).
 
-Rows are written with SQLAlchemy Core bulk inserts in chunks, with ids assigned here (after
-the current maximum of each table, so tenants never collide), and the personal-data columns
-(ciphertext through the column type, blind index and mask computed here). Bulk inserts do
-not pass through the ORM, so the change log is not written row by row: instead one
-ImportBatch row per kind (source ``seed``) records what the seed created.
+The whole subdistrict is generated in memory as rows with ids assigned here (after the
+current maximum of each table, so tenants never collide), then bulk-written by
+``shequ.sim.store`` (executemany on SQLite, COPY on PostgreSQL, values converted by the
+column types, so personal data is encrypted; blind indexes and masks are computed here).
+Bulk writes do not pass through the ORM, so the change log is not written row by row:
+instead one ImportBatch row per kind (source ``seed``) records what the seed created. Tags
+go through ``shequ.core.registry.tags``: default taxonomy, manual taggings, then the rules.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from itertools import accumulate
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, text
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.orm import Session
 
-from shequ.core.iam.crypto import Encrypted, blind_index, keyring, mask_phone
+from shequ.core.iam.crypto import blind_index, keyring, mask_phone
 from shequ.core.places.address import format_address
 from shequ.core.places.models import Place, PlaceKind
 from shequ.core.places.service import create_tenant, get_tenant
@@ -40,8 +42,9 @@ from shequ.core.registry.models import (
     ResidenceType,
     SituationSource,
 )
-from shequ.db import Base, bind_context, session_scope, utcnow
+from shequ.db import bind_context, session_scope, utcnow
 from shequ.sim import names as nm
+from shequ.sim import store
 from shequ.sim.addresses import Road, parts
 from shequ.sim.catalog import CATEGORIES, NOT_ON_PATROL, SOURCES
 from shequ.sim.geo import (
@@ -63,9 +66,6 @@ CENTRE = (121.4132, 31.0113)
 TENANT_NAME = "江川路街道"
 MAIN_SOURCE = "公安实有人口"
 OTHER_SOURCES = ("民政", "卫健", "人社")
-CHUNK = 5000
-# Accounts and the append-only audit log are not generated data: a reset keeps them.
-KEEP_ON_RESET = frozenset({"app_user", "audit_log", "auth_session", "api_token"})
 TOWER_SHARE = {"old": 0.02, "mixed": 0.3, "new": 0.75}  # relative chance a building is a tower
 REF_TIME = dt.datetime(REF_DATE.year, REF_DATE.month, REF_DATE.day, 9, 0, tzinfo=SHANGHAI)
 
@@ -627,6 +627,7 @@ class Generator:
         for compound in self.compounds:
             pc = companies[0] if compound.estate == "old" and rng.random() < 0.3 else rng.choice(companies)
             compound.property_company = pc
+            compound.row["attrs"].update(property_company_id=pc["id"], property_company=pc["name"])
             pc["attrs"]["compounds"] += 1
             if pc["place_id"] is None:
                 pc["place_id"] = compound.row["id"]
@@ -844,7 +845,7 @@ class Generator:
                           capacity=rng.randint(30, 80), operator_id=self.branch_of[c.row["id"]]["id"],
                           source="社区服务办")
             x, y = self.open_spot(rng, first)
-            self.facility(FacilityKind.SERVICE_TERMINAL, f"{c.name}一网通办自助终端", first.row, x, y,
+            self.facility(FacilityKind.SERVICE_TERMINAL, f"{c.name}居民区一网通办自助终端", first.row, x, y,
                           source="社区事务受理服务中心", attrs={"services": ["社保", "医保", "居住证", "老年综合津贴"]})
         big = sorted(self.compounds, key=lambda c: -len(c.buildings))
         for kind, n, label, cap in ((FacilityKind.HEALTH_HUT, sc.health_huts, "健康小屋", None),
@@ -866,9 +867,9 @@ class Generator:
                               capacity=rng.randint(*cap) if cap else None, **extra)
         for road in self.roads:
             if road.main and road.cut.length > 900:
-                c = road.cut
-                pos = c.start + c.length * rng.uniform(0.3, 0.7)
-                x, y = (c.at + 20, pos) if c.vertical else (pos, c.at + 20)
+                cut = road.cut
+                pos = cut.start + cut.length * rng.uniform(0.3, 0.7)
+                x, y = (cut.at + 20, pos) if cut.vertical else (pos, cut.at + 20)
                 self.facility(FacilityKind.PARKING_LOT, f"{road.name}公共停车场", self.street_rows[road.name],
                               x, y, capacity=rng.randint(30, 120), source="城建中心",
                               attrs={"type": "on_street"})
@@ -937,8 +938,8 @@ class Generator:
                 area = ancestry(place)
             if source == SituationSource.GRID_PATROL:
                 reporter = None
-            title = rng.choice(cat.titles)
-            detail = rng.choice(cat.details)
+            title, details = rng.choice(cat.items)
+            detail = rng.choice(details)
             who = "网格员巡查发现" if source == SituationSource.GRID_PATROL else "居民反映"
             content = f"{address}{who}：{title}，{detail}。"
             external = None
@@ -959,7 +960,7 @@ class Generator:
             phone = reporter["phone"] if reporter and source in (
                 SituationSource.HOTLINE_12345, SituationSource.RESIDENT_APP) else None
             self.w.add("situation", {
-                "source": source.value, "external_id": external, "category": cat.name, "title": title,
+                "source": str(source), "external_id": external, "category": cat.name, "title": title,
                 "content": content, "reporter_id": reporter["id"] if reporter else None,
                 "contact_phone": phone, "lon": lon, "lat": lat,
                 "occurred_at": when.astimezone(dt.UTC), "status": status, "sentiment": sentiment,
@@ -968,8 +969,9 @@ class Generator:
     # --- sources that disagree ----------------------------------------------------------------
 
     def source_facts(self) -> None:
-        """For ~2% of people a second business line disagrees with the master record on the
-        phone or the address; for another ~2% it agrees. Both sources are recorded."""
+        """For ~2% of people a second business line (民政) disagrees with the master record on
+        the phone or the address; for another ~2% a second line agrees. Both sources are
+        recorded, the main one (公安实有人口) with the master values."""
         rng = _rng(self.seed, "sources")
         room_address = {r["id"]: r["address_text"] for b in self.buildings for r in b.rooms}
         all_rooms = list(room_address.values())
@@ -977,9 +979,9 @@ class Generator:
             if p["place_id"] is None or p["phone"] is None:
                 continue
             r = rng.random()
-            if r >= 0.04:
+            if r >= 0.045:  # (people without a phone or a place are skipped: ~2% of all disagree)
                 continue
-            conflict = r < 0.02
+            conflict = r < 0.024
             other = rng.choice(OTHER_SOURCES) if not conflict else "民政"
             recorded = REF_TIME - dt.timedelta(days=rng.randint(1, 60))
             other_recorded = REF_TIME - dt.timedelta(days=rng.randint(90, 700))
@@ -1026,99 +1028,6 @@ INSERT_ORDER = ("place", "house", "household", "person", "organisation", "member
 COUNT_NAMES = {"house": "houses", "household": "households", "person": "persons",
                "organisation": "organisations", "membership": "memberships",
                "facility": "facilities", "situation": "situations", "source_fact": "source_facts"}
-
-
-def _tables() -> dict[str, Table]:
-    import shequ.models  # noqa: F401  (every table registered on the metadata)
-
-    return dict(Base.metadata.tables)
-
-
-def reset_tenant(conn: Connection, tenant_id: int) -> None:
-    """Delete the tenant's generated data from every tenant table, children first.
-
-    Accounts (app_user with their sessions and tokens) and the append-only audit log are kept.
-    """
-    tables = _tables()
-    ordered = [t for t in reversed(Base.metadata.sorted_tables) if t.name in tables]
-    scoped = {t.name for t in ordered if "tenant_id" in t.c and t.name not in KEEP_ON_RESET}
-    for table in ordered:
-        if table.name in KEEP_ON_RESET:
-            continue
-        if table.name in scoped:
-            conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
-            continue
-        for fk in table.foreign_keys:  # rows hanging off a tenant table without a tenant_id
-            parent = fk.column.table
-            if parent.name in scoped:
-                ids = select(parent.c.id).where(parent.c.tenant_id == tenant_id)
-                conn.execute(delete(table).where(fk.parent.in_(ids)))
-
-
-def _next_ids(conn: Connection, names: tuple[str, ...]) -> dict[str, int]:
-    tables = _tables()
-    return {n: (conn.scalar(select(func.max(tables[n].c.id))) or 0) + 1 for n in names}
-
-
-def _fix_sequences(conn: Connection, names: tuple[str, ...]) -> None:
-    """PostgreSQL: explicit ids do not move the id sequences; move them past the new rows."""
-    if conn.dialect.name != "postgresql":
-        return
-    for n in names:
-        conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{n}', 'id'), "
-                          f"(SELECT COALESCE(MAX(id), 1) FROM {n}))"))
-
-
-def _converter(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
-    """The column type's bind processor for the dialect, memoised on repeated values
-    (timestamps, dates, empty JSON) except for encrypted columns, whose every value needs its
-    own nonce."""
-    proc = column.type.dialect_impl(dialect).bind_processor(dialect)
-    if proc is None:
-        return None
-    if isinstance(column.type, Encrypted):
-        return proc
-    memo: dict[Any, Any] = {}
-
-    def convert(value: Any) -> Any:
-        key = value if isinstance(value, dt.date | int | float | str) else "{}" if value == {} else None
-        if key is None:
-            return proc(value)
-        out = memo.get(key, memo)
-        if out is memo:
-            out = memo[key] = proc(value)
-        return out
-
-    return convert
-
-
-def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]],
-            advance: Callable[[int], None]) -> None:
-    """Bulk insert through the driver's executemany, in chunks.
-
-    The statement is compiled once by SQLAlchemy for the dialect and every value goes
-    through its column type's bind processor (the same conversion ``conn.execute(insert(t),
-    rows)`` applies, so encrypted columns are encrypted by their type), but without the
-    per-row parameter construction of the Core path, which dominated the seed's time. A
-    None is written as SQL NULL (also in JSON columns).
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    keys = list(rows[0])
-    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-    order = list(compiled.positiontup) if compiled.positional and compiled.positiontup else keys
-    procs = [(k, _converter(table.c[k], dialect)) for k in order]
-    sql = str(compiled)
-    for i in range(0, len(rows), CHUNK):
-        chunk = rows[i:i + CHUNK]
-        params: list[Any] = [
-            [row[k] if p is None or row[k] is None else p(row[k]) for k, p in procs] for row in chunk]
-        if compiled.positional:
-            conn.exec_driver_sql(sql, [tuple(v) for v in params])
-        else:
-            conn.exec_driver_sql(sql, [dict(zip(order, v, strict=True)) for v in params])
-        advance(len(chunk))
 
 
 class _Progress:
@@ -1181,10 +1090,10 @@ def seed(*, scale: str, seed: int, tenant_code: str, progress: bool, reset: bool
         if existing and not reset:
             raise ValueError(f"租户 {tenant_code} 已有数据 (tenant already has data): seed with reset")
         if existing:
-            reset_tenant(conn, tenant_id)
+            store.reset_tenant(conn, tenant_id)
         lap("reset")
 
-        world = World(tenant_id, _next_ids(conn, INSERT_ORDER + ("tagging", "import_batch")), utcnow())
+        world = World(tenant_id, store.next_ids(conn, INSERT_ORDER + ("tagging", "import_batch")), utcnow())
         gen = Generator(sc, seed, tenant_code, world)
         steps: tuple[tuple[str, Callable[[], None]], ...] = (
             ("layout", gen.layout), ("estates", gen.estates), ("streets", gen.streets),
@@ -1197,20 +1106,23 @@ def seed(*, scale: str, seed: int, tenant_code: str, progress: bool, reset: bool
             advance(1)
             lap(name)
 
-        tables = _tables()
+        tables = store.tables()
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:  # a big page cache for the index updates of this transaction
             conn.exec_driver_sql("PRAGMA cache_size=-262144")
         try:
             for name in INSERT_ORDER:
                 rows = world.rows.get(name, [])
-                _insert(conn, tables[name], rows, bar.task(f"写入 {name}", len(rows)))
+                store.bulk_insert(conn, tables[name], rows, bar.task(f"写入 {name}", len(rows)))
                 lap(f"write_{name}")
         finally:
             if sqlite:
                 conn.exec_driver_sql("PRAGMA cache_size=-2000")
+        store.fix_sequences(conn, INSERT_ORDER)  # before anything else inserts through the ORM
 
+        tag_advance = bar.task("标签 tags", 1)
         tag_count = _tag(session, conn, world, gen, tables)
+        tag_advance(1)
         lap("tags")
 
         counts = _counts(world, gen)
@@ -1221,8 +1133,8 @@ def seed(*, scale: str, seed: int, tenant_code: str, progress: bool, reset: bool
                 "kind": name, "filename": f"seed:{scale}:seed={seed}", "source": "seed", "rows": n,
                 "created": n, "updated": 0, "status": "done", "errors": [], "actor": "seed",
                 "at": world.now}, stamped=False)
-        conn.execute(insert(tables["import_batch"]), world.rows["import_batch"])
-        _fix_sequences(conn, INSERT_ORDER + ("tagging", "import_batch"))
+        store.bulk_insert(conn, tables["import_batch"], world.rows["import_batch"], lambda n: None)
+        store.fix_sequences(conn, ("import_batch",))
         lap("finish")
     return SeedReport(counts=counts, seconds=round(time.perf_counter() - started, 2),
                       tenant_id=tenant_id, phases=phases)
@@ -1250,8 +1162,8 @@ def _tag(session: Session, conn: Connection, world: World, gen: Generator, table
         world.add("tagging", {"tag_id": tag_id, "entity": entity, "entity_id": entity_id,
                               "origin": "manual", "by": "seed", "at": at}, stamped=False)
     rows = world.rows.get("tagging", [])
-    if rows:
-        conn.execute(insert(tables["tagging"]), rows)
+    store.bulk_insert(conn, tables["tagging"], rows, lambda n: None)
+    store.fix_sequences(conn, ("tagging",))
     session.info["defer_tag_recompute"] = False
     tag_service.recompute_all(session=session, today=REF_DATE)
     session.flush()
