@@ -38,6 +38,22 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+def tenant_by_code(session: Session, request: Request, code: str) -> int | None:
+    """The id of a tenant named by its code (cached per app), or None."""
+    cache: dict[str, int] = request.app.state.tenant_ids
+    if code not in cache:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.code == code))
+        if tenant_id is None:
+            return None
+        cache[code] = tenant_id
+    return cache[code]
+
+
+def tenants(session: Session) -> list[Tenant]:
+    """Every tenant of the deployment (for the login page's choice when there are several)."""
+    return list(session.scalars(select(Tenant).order_by(Tenant.code)))
+
+
 def _tenant_id(session: Session, request: Request) -> int:
     cache: dict[str, int] = request.app.state.tenant_ids
     code = request.app.state.tenant_code or get_settings().default_tenant
@@ -50,13 +66,32 @@ def _tenant_id(session: Session, request: Request) -> int:
     return cache[code]
 
 
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _credential_tenant(session: Session, request: Request) -> int | None:
+    """The tenant of whoever the request's cookie or bearer token belongs to, if anyone.
+
+    One deployment serves many subdistricts: a signed-in user always works in the tenant of
+    their own account, whatever the deployment's default is.
+    """
+    user = iam.user_for_session(session=session, token=request.cookies.get(SESSION_COOKIE))
+    if user is None:
+        user = iam.user_for_token(session=session, token=bearer_token(request))
+    return user.tenant_id if user else None
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """A session for one request, bound to the deployment's tenant; commits when the handler
-    returns without error, rolls back otherwise. Tests override it with their own session."""
+    """A session for one request, bound to the signed-in user's tenant (or, before sign-in, the
+    deployment's default tenant); commits when the handler returns without error, rolls back
+    otherwise. Tests override it with their own session."""
     session = session_factory()()
     try:
         bind_context(session, tenant_id=None, actor="anonymous")
-        bind_context(session, tenant_id=_tenant_id(session, request), actor="anonymous")
+        tenant_id = _credential_tenant(session, request) or _tenant_id(session, request)
+        bind_context(session, tenant_id=tenant_id, actor="anonymous")
         yield session
         session.commit()
     except BaseException:
@@ -95,11 +130,7 @@ def page_user(request: Request, session: SessionDep) -> User:
 
 def api_user(request: Request, session: SessionDep) -> User:
     """The user of an API request (``Authorization: Bearer``); otherwise 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    user = None
-    if scheme.lower() == "bearer" and token.strip():
-        user = iam.user_for_token(session=session, token=token.strip())
+    user = iam.user_for_token(session=session, token=bearer_token(request))
     if user is None:
         raise HTTPException(status_code=401, detail="需要有效的访问令牌 (a valid bearer token is required)",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -23,6 +23,8 @@ CATALOG: dict[str, tuple[str, str]] = {
     "login.submit": ("登录", "Log in"),
     "login.failed": ("用户名或密码错误；连续失败 5 次后账号将锁定 15 分钟。",
                      "Wrong username or password; after 5 failures the account is locked for 15 minutes."),
+    "login.tenant": ("街道", "Subdistrict"),
+    "login.unknown_tenant": ("没有这个街道。", "No such subdistrict."),
     "login.missing": ("请输入用户名和密码。", "Enter your username and password."),
     "home.title": ("首页", "Home"),
     "home.welcome": ("欢迎，{name}", "Welcome, {name}"),

@@ -74,6 +74,9 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "situation_status": {"open": ("待办", "open"), "answered": ("已答复", "answered"),
                          "closed": ("已办结", "closed")},
+    "place_use": {"residential": ("住宅", "residential"), "commercial": ("商业", "commercial"),
+                  "mixed": ("商住混合", "mixed"), "public": ("公共建筑", "public"),
+                  "industrial": ("工业", "industrial"), "office": ("办公", "office")},
     "household_kind": {"registered": ("户籍户", "registered"), "resident": ("居住户", "resident")},
     "place_kind": {
         "grid": ("网格", "grid"), "committee": ("居委会", "residents' committee"),

@@ -499,7 +499,7 @@ def _building_basic(ctx: ProfileContext) -> Section:
         (t("网格", "grid"), ctx.place_name(b.grid_id)),
         (t("地上层数", "storeys"), _text(b.floors)),
         (t("建成年份", "built"), _text(b.built_year)),
-        (t("用途", "use"), b.use or ""),
+        (t("用途", "use"), label("place_use", b.use, ctx.lang)),
         (t("单元数", "units"), str(kinds.get(PlaceKind.UNIT.value, 0))),
         (t("房间数", "rooms"), str(kinds.get(PlaceKind.ROOM.value, 0))),
         (t("房屋数", "houses"), str(houses or 0)),

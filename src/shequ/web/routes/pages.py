@@ -17,7 +17,10 @@ from shequ.web.deps import (
     client_ip,
     optional_page_user,
     render,
+    tenant_by_code,
+    tenants,
 )
+from shequ.db import bind_context
 from shequ.web.records import PLURALS, kind_counts
 from shequ.web.security import csrf_protect, secure_cookies
 
@@ -35,21 +38,28 @@ def _safe_next(value: str | None) -> str:
 def login_page(request: Request, session: SessionDep, next: str = "/") -> Response:
     if optional_page_user(request, session) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return render(request, "login.html", next=_safe_next(next), error="", username="")
+    return render(request, "login.html", next=_safe_next(next), error="", username="",
+                  tenants=tenants(session),
+                  tenant=request.app.state.tenant_code or get_settings().default_tenant)
 
 
 @router.post("/login")
 def login(request: Request, session: SessionDep,
           username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-          next: Annotated[str, Form()] = "/") -> Response:
+          next: Annotated[str, Form()] = "/", tenant: Annotated[str, Form()] = "") -> Response:
+    again = {"next": _safe_next(next), "username": username, "tenants": tenants(session),
+             "tenant": tenant}
     if not username.strip() or not password:
-        return render(request, "login.html", status_code=400, next=_safe_next(next),
-                      error="login.missing", username=username)
+        return render(request, "login.html", status_code=400, error="login.missing", **again)
+    if tenant:  # a deployment with several subdistricts: sign in to the one chosen
+        tenant_id = tenant_by_code(session, request, tenant)
+        if tenant_id is None:
+            return render(request, "login.html", status_code=400, error="login.unknown_tenant", **again)
+        bind_context(session, tenant_id=tenant_id, actor="anonymous")
     user = iam.authenticate(session=session, username=username, password=password,
                             ip=client_ip(request))
     if user is None:
-        return render(request, "login.html", status_code=401, next=_safe_next(next),
-                      error="login.failed", username=username)
+        return render(request, "login.html", status_code=401, error="login.failed", **again)
     token = iam.start_session(session=session, user=user, ip=client_ip(request),
                               user_agent=request.headers.get("user-agent", ""))
     response = RedirectResponse(_safe_next(next), status_code=303)
