@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from shequ.config import get_settings
 from shequ.core.iam import service as iam
+from shequ.db import bind_context
 from shequ.web.deps import (
     SESSION_COOKIE,
     PageUser,
@@ -20,7 +21,6 @@ from shequ.web.deps import (
     tenant_by_code,
     tenants,
 )
-from shequ.db import bind_context
 from shequ.web.records import PLURALS, kind_counts
 from shequ.web.security import csrf_protect, secure_cookies
 
