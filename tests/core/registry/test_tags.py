@@ -398,3 +398,35 @@ def test_column_and_record_evaluation_agree() -> None:
         one_by_one = {i for i, f in records.items() if compile_condition(cond, subtrees)(f)}
         assert matching_ids(cond, column, universe, tagged) == one_by_one, rule
         assert 0 < len(one_by_one) < 300, rule
+
+
+def test_a_member_registered_here_but_living_elsewhere_leaves_the_others_alone(tagged: Session) -> None:
+    """人户分离: the son's household registration is here, he is not; his mother lives alone."""
+    tree = place_tree(tagged)
+    house = House(place_id=tree.room.id, use="rented")
+    tagged.add(house)
+    tagged.flush()
+    hh = Household(number="H-away", house_id=house.id)
+    tagged.add(hh)
+    tagged.flush()
+    mother = person(tagged, "陈阿姨", birth=born(72), household=hh, house=house)
+    son = person(tagged, "陈儿子", birth=born(44), household=hh, house=house)
+    assert "elderly_alone" not in codes(tagged, "person", mother.id)
+    son.residence_type = "registered_away"
+    tagged.flush()
+    assert "elderly_alone" in codes(tagged, "person", mother.id)
+    # an elderly person registered here but living elsewhere is not 独居老人 here
+    away = person(tagged, "陈老伯", birth=born(81), household=Household(number="H-away2"))
+    away.residence_type = "registered_away"
+    tagged.flush()
+    assert "elderly_alone" not in codes(tagged, "person", away.id)
+    # nor does anyone registered but away count as living in a rented flat
+    for n in range(6):
+        lodger = person(tagged, f"租客{n}", birth=born(30), house=house)
+        lodger.residence_type = "registered_away" if n == 0 else "resident"
+    tagged.flush()
+    # mother + five lodgers living there = 6 (the son and one lodger are away)
+    assert "overcrowded_rental" in codes(tagged, "house", house.id)
+    tagged.get(Person, mother.id).status = "deceased"  # type: ignore[union-attr]
+    tagged.flush()
+    assert "overcrowded_rental" not in codes(tagged, "house", house.id)

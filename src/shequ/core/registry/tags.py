@@ -33,6 +33,7 @@ from shequ.core.registry.models import (
     Organisation,
     Person,
     PersonStatus,
+    ResidenceType,
     Situation,
     Tag,
     Tagging,
@@ -521,14 +522,17 @@ def age_on(birth: dt.date | None, today: dt.date) -> int | None:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
+AWAY = ResidenceType.REGISTERED_AWAY.value
+
+
 def _house_residents(session: Session, tenant_id: int, house_ids: set[int] | None) -> dict[int, int]:
-    """Active persons per house, a person living in their own house_id or else their
-    household's house."""
+    """Persons living in each house (active, and not registered here while living elsewhere —
+    人户分离), a person living in their own house_id or else their household's house."""
     home = func.coalesce(Person.house_id, Household.house_id)
     stmt = (select(home, func.count()).select_from(Person)
             .outerjoin(Household, Household.id == Person.household_id)
             .where(Person.tenant_id == tenant_id, Person.status == PersonStatus.ACTIVE.value,
-                   home.is_not(None))
+                   Person.residence_type != AWAY, home.is_not(None))
             .group_by(home))
     if house_ids is None:
         return {k: v for k, v in session.connection().execute(stmt).all()}
@@ -536,7 +540,8 @@ def _house_residents(session: Session, tenant_id: int, house_ids: set[int] | Non
     # filtering on the coalesce, which no index serves
     # (only the id predicate in WHERE: the ids are the tenant's own, and SQLite's planner
     # otherwise picks the low-selectivity tenant or status index)
-    active = func.sum(case((Person.status == PersonStatus.ACTIVE.value, 1), else_=0))
+    active = func.sum(case(((Person.status == PersonStatus.ACTIVE.value) & (Person.residence_type != AWAY), 1),
+                           else_=0))
     own = select(Person.house_id, active).group_by(Person.house_id)
     via = (select(Household.house_id, active).select_from(Person)
            .join(Household, Household.id == Person.household_id)
@@ -585,26 +590,32 @@ def _person_facts(session: Session, tenant_id: int, ids: set[int] | None, today:
         .where(Person.tenant_id == tenant_id), Person.id, ids)]
     household_ids = {r[5] for r in rows if r[5]}
     active = PersonStatus.ACTIVE.value
+    # household_size counts active members; lives_alone counts those who actually live there
+    # (a member registered here but living elsewhere — 人户分离 — leaves the others alone)
     if ids is None:  # every person is loaded already: count in Python, no GROUP BY
         sizes: dict[int, int] = Counter(r[5] for r in rows if r[5] and r[4] == active)
+        present: dict[int, int] = Counter(r[5] for r in rows if r[5] and r[4] == active and r[3] != AWAY)
     else:
-        sizes = {}
+        sizes, present = {}, {}
+        is_active = Person.status == PersonStatus.ACTIVE.value
         for chunk in _chunks(household_ids):
-            sizes.update(dict(session.connection().execute(
-                select(Person.household_id,
-                       func.sum(case((Person.status == PersonStatus.ACTIVE.value, 1), else_=0)))
-                .where(Person.household_id.in_(chunk)).group_by(Person.household_id)).all()))
+            for hid, n_active, n_present in session.connection().execute(
+                    select(Person.household_id, func.sum(case((is_active, 1), else_=0)),
+                           func.sum(case((is_active & (Person.residence_type != AWAY), 1), else_=0)))
+                    .where(Person.household_id.in_(chunk)).group_by(Person.household_id)):
+                sizes[hid], present[hid] = n_active, n_present
     loose_houses = {r[6] for r in rows if not r[5] and r[6]}
     residents = _house_residents(session, tenant_id, None if ids is None else loose_houses) \
         if loose_houses else {}
     out: dict[int, Facts] = {}
     for pid, birth, sex, residence_type, status, household_id, house_id in rows:
+        here = status == active and residence_type != AWAY
         if household_id:
             size: int | None = sizes.get(household_id, 0)
-            alone: bool | None = status == active and size == 1
+            alone: bool | None = here and present.get(household_id, 0) == 1
         else:
             size = None
-            alone = (status == active and residents.get(house_id, 0) == 1) if house_id else None
+            alone = (here and residents.get(house_id, 0) == 1) if house_id else None
         out[pid] = {"age": age_on(birth, today), "sex": sex, "residence_type": residence_type,
                     "status": status, "household_size": size, "lives_alone": alone}
     return out
@@ -840,9 +851,10 @@ def _collect_tag_inputs(session: Session, _ctx: Any) -> None:
         if isinstance(obj, Person) and _changed(obj, PERSON_INPUTS):
             b = bucket(obj)
             b.person.add(obj.id)
-            if _changed(obj, ("household_id", "status")):
+            # who lives where decides the others' lives_alone and the house's residents
+            if _changed(obj, ("household_id", "status", "residence_type")):
                 b.households |= _old_and_new(obj, "household_id")
-            if _changed(obj, ("house_id", "household_id", "status")):
+            if _changed(obj, ("house_id", "household_id", "status", "residence_type")):
                 b.house |= _old_and_new(obj, "house_id")
                 b.households |= _old_and_new(obj, "household_id")
         elif isinstance(obj, House) and _changed(obj, HOUSE_INPUTS):
