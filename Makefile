@@ -13,7 +13,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 demo: venv assets
 	$(SHEQU) demo
 
-test: system venv assets
+test: system venv assets lint
 	$(PY) -m pytest --db sqlite
 	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql
 
