@@ -60,13 +60,13 @@ FACT_FIELDS: dict[str, dict[str, FactField]] = {
         FactField("residence_type", "str", "人口类型", "residence type", tuple(ResidenceType)),
         FactField("status", "str", "状态", "status", tuple(PersonStatus)),
         FactField("household_size", "int", "同户在册人数", "active members of the household"),
-        FactField("lives_alone", "bool", "独居", "the only active person of the household"),
+        FactField("lives_alone", "bool", "独居", "the only person living in the household (人户分离 members do not count)"),
         FactField("tags", "tags", "标签", "tags"),
     )},
     "house": {f.key: f for f in (
         FactField("use", "str", "房屋用途", "use", tuple(HouseUse)),
         FactField("area_m2", "float", "建筑面积", "area (m²)"),
-        FactField("residents", "int", "居住人数", "active residents"),
+        FactField("residents", "int", "居住人数", "active residents living there (not 人户分离)"),
         FactField("tags", "tags", "标签", "tags"),
     )},
     "organisation": {f.key: f for f in (
