@@ -199,14 +199,15 @@ def start_session(*, session: Session, user: User, ip: str = "", user_agent: str
     return token
 
 
-def user_for_session(*, session: Session, token: str | None) -> User | None:
-    """The active user behind a live, unrevoked session token of this tenant."""
+def _live_user(session: Session, credential: type[AuthSession] | type[ApiToken],
+               token: str | None) -> User | None:
+    """The active user behind a live, unrevoked credential (browser session or API token)."""
     if not token:
         return None
     row = session.execute(
-        select(User, AuthSession.expires_at, AuthSession.revoked_at)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.token_hash == _sha256(token))
+        select(User, credential.expires_at, credential.revoked_at)
+        .join(credential, credential.user_id == User.id)
+        .where(credential.token_hash == _sha256(token))
     ).first()
     if row is None:
         return None
@@ -214,6 +215,11 @@ def user_for_session(*, session: Session, token: str | None) -> User | None:
     if revoked_at is not None or expires_at <= utcnow() or not user.active:
         return None
     return user
+
+
+def user_for_session(*, session: Session, token: str | None) -> User | None:
+    """The active user behind a live, unrevoked session token of this tenant."""
+    return _live_user(session, AuthSession, token)
 
 
 def end_session(*, session: Session, token: str | None) -> None:
@@ -242,19 +248,7 @@ def create_api_token(*, session: Session, user: User, name: str = "", days: int 
 
 def user_for_token(*, session: Session, token: str | None) -> User | None:
     """The active user behind a live bearer token of this tenant."""
-    if not token:
-        return None
-    row = session.execute(
-        select(User, ApiToken.expires_at, ApiToken.revoked_at)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _sha256(token))
-    ).first()
-    if row is None:
-        return None
-    user, expires_at, revoked_at = row
-    if revoked_at is not None or expires_at <= utcnow() or not user.active:
-        return None
-    return user
+    return _live_user(session, ApiToken, token)
 
 
 def revoke_api_token(*, session: Session, token: str) -> bool:

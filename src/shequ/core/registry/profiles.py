@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -35,9 +34,9 @@ from shequ.core.registry.models import (
     Tag,
     Tagging,
 )
+from shequ.core.registry.query import fmt_value
 from shequ.core.registry.tags import age_on, tag_name, taggings_of, today_shanghai
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 HISTORY_LIMIT = 100
 
 
@@ -158,15 +157,7 @@ def section(entity: str, *, order: int = 100) -> Callable[[SectionProvider], Sec
 
 
 def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return fmt_value(value)
 
 
 MODELS: dict[str, type[Any]] = {
