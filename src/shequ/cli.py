@@ -25,6 +25,14 @@ err = Console(stderr=True)
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="tenant (subdistrict) code")]
 
 
+@app.callback()
+def _everywhere() -> None:
+    # no ID numbers or phone numbers in any log line of any command
+    from shequ.logs import install
+
+    install()
+
+
 def _tenant_id(code: str | None) -> int:
     from shequ.core.places.service import get_tenant
     from shequ.db import session_scope
@@ -154,9 +162,10 @@ def export(
     from shequ.db import session_scope
 
     tenant_id = _tenant_id(tenant)
-    with session_scope(tenant_id=tenant_id, actor="cli") as session:
+    with session_scope(tenant_id=tenant_id, actor="cli:export") as session:
         data, count = export_xlsx(session=session, kind=get_kind(kind),
-                                  params=ListParams(place_id=place, tag=tag, q=q), lang=lang, actor="cli")
+                                  params=ListParams(place_id=place, tag=tag, q=q), lang=lang,
+                                  actor="cli:export")
     out.write_bytes(data)
     console.print(f"已导出 exported {count} rows → {out}")
 
@@ -164,20 +173,31 @@ def export(
 @user_app.command("create")
 def user_create(
     username: str,
-    role: Annotated[str, typer.Option(help="admin | leader | dispatcher | department | grid_worker | committee | property | resident | api_client")] = "admin",
+    role: Annotated[str, typer.Option(help="admin | leader | dispatcher | department | grid_worker | committee | property | resident | device | api_client")] = "admin",
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
     display_name: Annotated[str, typer.Option(help="name shown on pages")] = "",
+    scope: Annotated[str, typer.Option(help='what the role is bound to, as JSON: {"committees": [id]}, '
+                                            '{"grids": [id]}, {"compounds": [id]}, {"department": "城运中心"}, '
+                                            '{"person_id": id}, {"device_id": id}')] = "",
     tenant: TenantOpt = None,
 ) -> None:
     """Create a user (password asked for unless --password is given)."""
+    import json
+
     from shequ.core.iam.service import create_user
     from shequ.db import session_scope
 
     tenant_id = _tenant_id(tenant)
     try:
-        with session_scope(tenant_id=tenant_id, actor="cli") as session:
+        try:
+            binding = json.loads(scope) if scope else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--scope 不是有效的 JSON（--scope is not valid JSON: {exc}）") from None
+        if not isinstance(binding, dict):
+            raise ValueError("--scope 须为 JSON 对象（--scope must be a JSON object）")
+        with session_scope(tenant_id=tenant_id, actor="cli:user") as session:
             user = create_user(session=session, username=username, password=password, role=role,
-                               display_name=display_name or username)
+                               display_name=display_name or username, scope=binding)
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SECRET = "dev-secret-change-me"
+MIN_SECRET = 32
 
 
 class Settings(BaseSettings):
@@ -40,8 +41,11 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.var_dir / 'shequ.db'}"
         if self.key_file is None:
             self.key_file = self.var_dir / "keys.json"
-        if self.env == "production" and self.secret_key == DEV_SECRET:
-            raise ValueError("SHEQU_SECRET_KEY must be set to a real secret in production")
+        if self.env == "production":
+            if self.secret_key == DEV_SECRET:
+                raise ValueError("SHEQU_SECRET_KEY must be set to a real secret in production")
+            if len(self.secret_key) < MIN_SECRET:
+                raise ValueError(f"SHEQU_SECRET_KEY must be at least {MIN_SECRET} characters in production")
         return self
 
     @property

@@ -183,30 +183,49 @@ def session_scope(
         session.close()
 
 
-def bind_context(session: Session, *, tenant_id: int | None, actor: str) -> Session:
-    """Tell a session whose tenant it serves and who acts through it (for the change log)."""
+_KEEP: Any = object()
+
+
+def bind_context(session: Session, *, tenant_id: int | None, actor: str, scope: Any = _KEEP) -> Session:
+    """Tell a session whose tenant it serves and who acts through it (for the change log).
+
+    ``scope`` (a ``shequ.core.iam.scope.Scope``, or None for no limit within the tenant) limits
+    what the session sees further; left out, the session keeps the scope it has.
+    """
     session.info["tenant_id"] = tenant_id
     session.info["actor"] = actor
+    if scope is not _KEEP:
+        session.info["scope"] = scope
     return session
 
 
-# --- tenant isolation: one place, at the data layer --------------------------------------
+# --- tenant isolation and scopes: one place, at the data layer ---------------------------
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _limit_to_tenant(state: ORMExecuteState) -> None:
+    """Every ORM SELECT/UPDATE/DELETE sees only the session's tenant and, within it, its scope.
+
+    The scope (``session.info["scope"]``, see ``shequ.core.iam.scope``) adds its own loader
+    criteria; ``execution_options(all_scopes=True)`` skips them (the tenant limit stays), for
+    code that must reason over the whole tenant on a scoped user's behalf (rules, uniqueness).
+    """
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
     tenant_id = state.session.info.get("tenant_id")
-    if tenant_id is None or not (state.is_select or state.is_update or state.is_delete):
-        return
-    if state.execution_options.get("all_tenants"):
-        return
-    state.statement = state.statement.options(
-        with_loader_criteria(
-            TenantScoped,
-            lambda cls: cls.tenant_id == tenant_id,
-            include_aliases=True,
+    if tenant_id is not None and not state.execution_options.get("all_tenants"):
+        state.statement = state.statement.options(
+            with_loader_criteria(
+                TenantScoped,
+                lambda cls: cls.tenant_id == tenant_id,
+                include_aliases=True,
+            )
         )
-    )
+    scope = state.session.info.get("scope")
+    if scope is not None and not state.execution_options.get("all_scopes"):
+        options = scope.loader_options()
+        if options:
+            state.statement = state.statement.options(*options)
 
 
 @event.listens_for(Session, "before_flush")

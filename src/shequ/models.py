@@ -1,8 +1,9 @@
 """Every model of the kernel, imported in one place so metadata and migrations see them all."""
 
 from shequ.core.changelog import ChangeLog
+from shequ.core.iam import audit as _audit  # noqa: F401  (registers the audit listener of writes)
 from shequ.core.iam import pii as _pii  # noqa: F401  (registers the PII listener)
-from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, User
+from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, RolePermission, User
 from shequ.core.iot.models import Device
 from shequ.core.places.models import Place, Tenant
 from shequ.core.registry import tags as _tags  # noqa: F401  (registers the tag recompute listeners)
@@ -25,6 +26,7 @@ metadata = Base.metadata
 
 __all__ = [
     "ApiToken", "AuditLog", "AuthSession", "ChangeLog", "Device", "Facility", "House",
-    "Household", "ImportBatch", "Membership", "Organisation", "Person", "Place", "Situation",
+    "Household", "ImportBatch", "Membership", "Organisation", "Person", "Place", "RolePermission",
+    "Situation",
     "SourceFact", "Tag", "Tagging", "Tenant", "User", "metadata",
 ]

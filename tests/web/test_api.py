@@ -156,7 +156,8 @@ def test_unmask_is_audited_and_needs_purpose(client: TestClient, auth: dict, ses
     assert shown.json() == {"field": "id_number", "value": registry.id_numbers["李秀英"]}
     rows = session.scalars(select(AuditLog).where(AuditLog.action == "unmask")).all()
     assert [(r.actor, r.purpose, r.target) for r in rows] == [("admin1", "核对低保", f"person:{person.id}")]
-    grid = iam.create_user(session=session, username="grid9", password=PASSWORD, role="grid_worker")
+    grid = iam.create_user(session=session, username="grid9", password=PASSWORD, role="grid_worker",
+                           scope={"grids": [registry.north.grid.id]})
     grid_token = iam.create_api_token(session=session, user=grid, days=1)
     refused = client.post(url, json={"field": "phone", "purpose": "回访"},
                           headers={"Authorization": f"Bearer {grid_token}"})

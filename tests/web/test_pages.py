@@ -129,7 +129,8 @@ def test_person_profile_and_unmask(browser: TestClient, session: Session, regist
 
 def test_no_unmask_control_for_grid_worker(client: TestClient, session: Session,
                                           registry: Registry) -> None:
-    iam.create_user(session=session, username="grid7", password=PASSWORD, role="grid_worker")
+    iam.create_user(session=session, username="grid7", password=PASSWORD, role="grid_worker",
+                    scope={"grids": [registry.south.grid.id]})
     login(client, "grid7")
     page = client.get(f"/registry/people/{registry.people['赵敏'].id}")
     assert page.status_code == 200 and "显示完整" not in page.text

@@ -29,6 +29,7 @@ def _accounts(grid: Place | None, committee: Place | None, compound: Place | Non
         ("admin", "admin", "系统管理员", {}, "all settings and data"),
         ("leader", "leader", "街道领导", {}, "社区大脑 brain"),
         ("dispatcher", "dispatcher", "城运中心调度员", {"department": "城运中心"}, "城运中心 dispatch"),
+        ("department", "department", "社区服务办", {"department": "社区服务办"}, "部门 department staff"),
         ("grid", "grid_worker", f"网格员 · {grid.name if grid else ''}",
          {"grids": [grid.id] if grid else []}, "网格中台 grid platform"),
         ("committee", "committee", f"居委 · {committee.name if committee else ''}",

@@ -4,6 +4,7 @@ security headers and Chinese/English pages."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
@@ -15,6 +16,8 @@ from starlette.responses import Response
 
 import shequ
 from shequ.core.plugins import load_scenarios
+from shequ.logs import install as install_log_masking
+from shequ.web.context import RequestContextMiddleware
 from shequ.web.deps import LoginRequired, render
 from shequ.web.records import BadParam
 from shequ.web.security import BrowserMiddleware
@@ -30,6 +33,35 @@ def _is_api(request: Request) -> bool:
 def _field_of(loc: tuple[object, ...] | list[object]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
     return ".".join(parts) or "request"
+
+
+# what every 422 of the API says (see the handlers below), replacing FastAPI's default shape
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error", "type": "object", "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "description": "the problems, in one sentence"},
+        "errors": {"type": "array", "items": {
+            "type": "object",
+            "description": "one problem: the field (parameter) and message, or for a rejected "
+                           "import the row, column, value and reason",
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                           "row": {"type": "integer"}, "column": {"type": "string"},
+                           "value": {"type": "string"}, "reason": {"type": "string"}}}},
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI document describes the 422 answers as the app really gives them."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["HTTPValidationError"] = ERROR_SCHEMA
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(*, tenant_code: str | None = None) -> FastAPI:
@@ -48,22 +80,31 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
     app.state.tenant_ids = {}
     app.state.tenant_code = tenant_code
     app.add_middleware(BrowserMiddleware)
+    app.add_middleware(RequestContextMiddleware)  # outermost: the client address for the audit log
+    install_log_masking()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
+    from shequ.core.iam import audit_routes
+    from shequ.core.iam import routes as iam_routes
     from shequ.core.places import routes as places_routes
     from shequ.core.registry import routes as registry_routes
     from shequ.web.routes import api as api_routes
     from shequ.web.routes import pages as page_routes
 
     app.include_router(api_routes.router, prefix=API)
+    app.include_router(iam_routes.api, prefix=API)
+    app.include_router(audit_routes.api, prefix=API)
     app.include_router(places_routes.api, prefix=API)
     app.include_router(registry_routes.api, prefix=API)
     app.include_router(page_routes.router)
+    app.include_router(audit_routes.pages)
     app.include_router(places_routes.pages)
     app.include_router(registry_routes.pages)
     for spec in load_scenarios().scenarios.values():
         if spec.router is not None:
             app.include_router(spec.router)
+
+    _document_errors(app)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

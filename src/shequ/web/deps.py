@@ -19,6 +19,7 @@ from starlette.responses import Response
 from shequ.config import get_settings
 from shequ.core.iam import service as iam
 from shequ.core.iam.models import User
+from shequ.core.iam.scope import Scope, scope_of
 from shequ.core.places.models import Tenant
 from shequ.core.registry import kinds
 from shequ.db import bind_context, session_factory
@@ -89,12 +90,17 @@ def get_session(request: Request) -> Iterator[Session]:
     otherwise. Tests override it with their own session."""
     session = session_factory()()
     try:
-        bind_context(session, tenant_id=None, actor="anonymous")
+        # nobody is signed in yet: no registry record is visible until _bind_user binds a scope
+        bind_context(session, tenant_id=None, actor="anonymous", scope=Scope.nothing())
         tenant_id = _credential_tenant(session, request) or _tenant_id(session, request)
         bind_context(session, tenant_id=tenant_id, actor="anonymous")
         yield session
         session.commit()
     except BaseException:
+        # the error page still shows who is signed in: keep the user's loaded state
+        user = getattr(request.state, "user", None)
+        if user is not None and user in session:
+            session.expunge(user)
         session.rollback()
         raise
     finally:
@@ -109,14 +115,21 @@ def client_ip(request: Request) -> str:
 
 
 def _bind_user(request: Request, session: Session, user: User) -> User:
-    session.info["actor"] = user.username
+    """The signed-in user acts through the session: their name goes to the change log, and
+    their scope limits every query of the request (the one place where scopes are bound)."""
+    scope = scope_of(session=session, user=user)
+    bind_context(session, tenant_id=user.tenant_id, actor=user.username, scope=scope)
     request.state.user = user
+    request.state.scope = scope
     return user
 
 
 def optional_page_user(request: Request, session: SessionDep) -> User | None:
     user = iam.user_for_session(session=session, token=request.cookies.get(SESSION_COOKIE))
-    return _bind_user(request, session, user) if user else None
+    if user is None:
+        return None
+    session.info.pop("token_permissions", None)  # a browser session: no token limit
+    return _bind_user(request, session, user)
 
 
 def page_user(request: Request, session: SessionDep) -> User:
@@ -142,7 +155,8 @@ ApiUser = Annotated[User, Depends(api_user)]
 
 
 def require(permission: str, *, api: bool) -> Callable[..., User]:
-    """A dependency that lets through only users whose role grants ``permission``."""
+    """The one permission check: lets through only users whose role (in their tenant's
+    role_permission table) and, for the API, whose token grants ``permission``."""
 
     def check_page(user: PageUser) -> User:
         if not iam.can(user, permission):

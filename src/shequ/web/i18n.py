@@ -104,6 +104,20 @@ CATALOG: dict[str, tuple[str, str]] = {
     "history.delete": ("删除", "deleted"),
     "common.yes": ("是", "yes"),
     "common.no": ("否", "no"),
+    "nav.audit": ("审计日志", "Audit log"),
+    "audit.title": ("审计日志", "Audit log"),
+    "audit.note": ("登录、导出、查看完整信息和每一次数据写入都记录在此；记录不可修改或删除。时间为北京时间。",
+                   "Logins, exports, unmasking and every write are recorded here; entries cannot be "
+                   "changed or deleted. Times are Beijing time."),
+    "audit.at": ("时间", "Time"),
+    "audit.actor": ("操作人", "Actor"),
+    "audit.action": ("操作", "Action"),
+    "audit.target": ("对象", "Target"),
+    "audit.purpose": ("用途", "Purpose"),
+    "audit.ip": ("来源地址", "From (IP)"),
+    "audit.detail": ("详情", "Detail"),
+    "audit.from": ("开始时间", "From"),
+    "audit.to": ("结束时间", "To"),
 }
 
 

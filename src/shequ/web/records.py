@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, create_model
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +25,9 @@ PLURALS: dict[str, str] = {
 }
 BY_PLURAL: dict[str, str] = {v: k for k, v in PLURALS.items()}
 AREA_FIELDS = ("place_id", "grid_id", "committee_id", "compound_id", "building_id")
+# ids and page numbers beyond a 32-bit integer match nothing; refused before the database sees them
+MAX_ID = 2**31 - 1
+RecordId = Annotated[int, Path(ge=1, le=MAX_ID, description="record id")]
 
 
 class BadParam(ValueError):
@@ -70,7 +74,7 @@ def filter_options(kind: Kind, key: str, lang: str) -> list[tuple[str, str]] | N
     return [(str(v), pair[0] if lang.startswith("zh") else pair[1]) for v, pair in LABELS[group].items()]
 
 
-def _int(field: str, raw: str | None, *, minimum: int = 1) -> int | None:
+def _int(field: str, raw: str | None, *, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
     if raw in (None, ""):
         return None
     try:
@@ -79,6 +83,8 @@ def _int(field: str, raw: str | None, *, minimum: int = 1) -> int | None:
         raise BadParam(field, f"应为整数，收到 {raw!r}（must be an integer）") from None
     if value < minimum:
         raise BadParam(field, f"应不小于 {minimum}（must be ≥ {minimum}）")
+    if value > maximum:
+        raise BadParam(field, f"应不大于 {maximum}（must be ≤ {maximum}）")
     return value
 
 

@@ -47,7 +47,7 @@ def test_password_is_stored_as_argon2_hash(session: Session) -> None:
 
 
 def test_login_and_failure_are_audited(session: Session) -> None:
-    iam.create_user(session=session, username="li", password=PASSWORD, role="grid_worker")
+    iam.create_user(session=session, username="li", password=PASSWORD, role="leader")
     assert iam.authenticate(session=session, username="li", password="wrong-pass-1", ip="10.0.0.1") is None
     assert iam.authenticate(session=session, username="nobody", password=PASSWORD, ip="10.0.0.1") is None
     assert iam.authenticate(session=session, username="li", password=PASSWORD, ip="10.0.0.1") is not None
@@ -57,7 +57,7 @@ def test_login_and_failure_are_audited(session: Session) -> None:
 
 
 def test_five_failures_lock_the_account_for_fifteen_minutes(session: Session) -> None:
-    user = iam.create_user(session=session, username="zhao", password=PASSWORD, role="committee")
+    user = iam.create_user(session=session, username="zhao", password=PASSWORD, role="dispatcher")
     for _ in range(5):
         assert iam.authenticate(session=session, username="zhao", password="bad-guess-99") is None
     assert user.locked_until is not None
@@ -145,20 +145,30 @@ def test_unmask_requires_purpose_and_is_audited(session: Session) -> None:
 
 
 def test_unmask_by_role_and_committee_scope(session: Session) -> None:
+    from shequ.core.iam.scope import scope_of
+    from shequ.db import bind_context
+
     person, _ = _person(session)
-    grid = iam.create_user(session=session, username="grid1", password=PASSWORD, role="grid_worker")
+    other = place_tree(session, tag="S", committee_name="南街居委会")
+    grid = iam.create_user(session=session, username="grid1", password=PASSWORD, role="grid_worker",
+                           scope={"grids": [person.grid_id]})
     with pytest.raises(PermissionError):
         iam.unmask(session=session, user=grid, entity="person", entity_id=person.id,
                    field="phone", purpose="回访")
     outsider = iam.create_user(session=session, username="cm1", password=PASSWORD, role="committee",
-                               scope={"committees": [person.committee_id + 1000]})
-    with pytest.raises(PermissionError):
-        iam.unmask(session=session, user=outsider, entity="person", entity_id=person.id,
-                   field="phone", purpose="回访")
+                               scope={"committees": [other.committee.id]})
     insider = iam.create_user(session=session, username="cm2", password=PASSWORD, role="committee",
                               scope={"committees": [person.committee_id]})
+    tenant_id = session.info["tenant_id"]
+    # out of the user's scope, the record is not there at all
+    bind_context(session, tenant_id=tenant_id, actor="cm1", scope=scope_of(session=session, user=outsider))
+    with pytest.raises(LookupError):
+        iam.unmask(session=session, user=outsider, entity="person", entity_id=person.id,
+                   field="phone", purpose="回访")
+    bind_context(session, tenant_id=tenant_id, actor="cm2", scope=scope_of(session=session, user=insider))
     assert iam.unmask(session=session, user=insider, entity="person", entity_id=person.id,
                       field="phone", purpose="回访") == "13812345678"
+    bind_context(session, tenant_id=tenant_id, actor="test", scope=None)
     assert [r.actor for r in _audit(session, "unmask")] == ["cm2"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -330,13 +331,23 @@ def _plaintext_rows(engine: Engine, needle: str) -> list[str]:
     return found
 
 
-def test_no_plaintext_id_number_or_phone_anywhere_in_the_database(
-        committed_tenant: tuple[str, int], engine: Engine, db_kind: str) -> None:
-    _, tenant_id = committed_tenant
+def test_no_plaintext_id_number_or_phone_anywhere_in_the_database_or_the_logs(
+        committed_tenant: tuple[str, int], engine: Engine, db_kind: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from shequ.cli import app
+
+    code, tenant_id = committed_tenant
     number, phone = id_no(321), "13912345678"
-    data = xlsx(PERSON_HEADERS, [["陈十", number, "", "", phone, "户籍人口", "H9", "户主", ROOM]])
-    with session_scope(tenant_id=tenant_id, engine=engine, actor="test") as session:
-        run(session, "person", data)
+    sheet = tmp_path / "人口.xlsx"
+    sheet.write_bytes(xlsx(PERSON_HEADERS, [["陈十", number, "", "", phone, "户籍人口", "H9", "户主", ROOM]]))
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # SQL with its parameters
+    result = CliRunner().invoke(app, ["import", "person", str(sheet), "--tenant", code, "--source", "公安"])
+    caplog.set_level(logging.WARNING, logger="sqlalchemy.engine")
+    assert result.exit_code == 0, result.output
+    assert any("INSERT INTO person" in r.getMessage() for r in caplog.records)
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records) + result.output
+    assert number not in logged and phone not in logged
     if db_kind == "sqlite":
         path = Path(engine.url.database)
         blob = path.read_bytes() + (Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b"")
@@ -379,3 +390,36 @@ def test_the_import_notes_show_the_columns_of_every_kind() -> None:
     doc = (Path(__file__).parents[3] / "docs" / "import.md").read_text(encoding="utf-8")
     assert columns_markdown("zh-CN") in doc and columns_markdown("en") in doc
     assert re.search(r"shequ import-template", doc)
+
+
+def test_a_committee_user_imports_only_into_their_own_committee(session: Session) -> None:
+    """A scoped importer: records of other committees and addresses outside the scope are row
+    errors (not a crash on the unique ID number, and no record created where they cannot see it)."""
+    from shequ.core.iam.scope import Scope
+    from shequ.db import bind_context
+
+    mine = place_tree(session, tag="A", committee_name="甲居委会")
+    other = place_tree(session, lon=121.43, tag="B", committee_name="乙居委会", lane="88")
+    headers = ["姓名", "身份证号", "居住地址"]
+    run(session, "person", xlsx(headers, [["乙区居民", id_no(1), other.room.address_text]]))
+    tenant_id = session.info["tenant_id"]
+    bind_context(session, tenant_id=tenant_id, actor="committee-a",
+                 scope=Scope.areas(committees=[mine.committee.id], ancestors=[mine.grid.id]))
+    before = counts(session)
+    with pytest.raises(ImportRejected) as rejected:
+        run(session, "person", xlsx(headers, [
+            ["甲区居民", id_no(2), mine.room.address_text],
+            ["乙区居民", id_no(1), mine.room.address_text],  # exists in committee B
+            ["新乙区居民", id_no(3), other.room2.address_text],  # an address outside the scope
+            ["无地址", id_no(4), ""],
+        ]))
+    assert [(e.row, e.column, e.reason) for e in rejected.value.errors] == [
+        (3, "身份证号", "该记录不在您的管辖范围内，不能导入或修改"),
+        (4, "居住地址", "新记录的地址必须是您管辖范围内的标准地址"),
+        (5, "居住地址", "新记录的地址必须是您管辖范围内的标准地址"),
+    ]
+    assert counts(session) == before
+    result = run(session, "person", xlsx(headers, [["甲区居民", id_no(2), mine.room.address_text]]))
+    assert result.created == 1
+    with pytest.raises(ImportRejected, match="只有全街道范围的用户可以导入"):
+        run(session, "place", xlsx(["编码", "名称", "类型"], [["P1", "新楼", "楼栋"]]))

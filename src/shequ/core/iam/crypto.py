@@ -91,6 +91,8 @@ def keyring() -> Keyring:
         if settings.env == "production":
             raise RuntimeError(f"key file {path} is missing; production never creates keys itself")
         generate_key_file(path)
+    if settings.env == "production" and path.stat().st_mode & 0o077:
+        raise RuntimeError(f"key file {path} is readable by others; chmod 600 it")
     data = json.loads(path.read_text())
     return Keyring(
         active=data["active"],

@@ -21,6 +21,7 @@ class Role(StrEnum):
     COMMITTEE = "committee"  # 居委工作人员
     PROPERTY = "property"  # 物业人员
     RESIDENT = "resident"  # 居民
+    DEVICE = "device"  # 设备 (a device's own account; sees nothing of the registry)
     API_CLIENT = "api_client"
 
 
@@ -34,7 +35,8 @@ class User(Base, TenantScoped, Timestamped):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     # what the user is bound to: {"grids": [ids], "committees": [ids], "compounds": [ids],
-    # "department": "城运中心", "person_id": id}
+    # "department": "城运中心", "person_id": id, "device_id": id}; API clients may carry
+    # areas or {"tenant": true} (see core.iam.scope)
     scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(default=True)
     language: Mapped[str] = mapped_column(String(10), default="zh-CN")
@@ -70,6 +72,20 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    # a subset of the role's permission codes, or None for all of them; the token may do
+    # what both its role and this list allow
+    permissions: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class RolePermission(Base, TenantScoped):
+    """One permission code granted to one role in one tenant (editable by an administrator)."""
+
+    __tablename__ = "role_permission"
+    __table_args__ = (UniqueConstraint("tenant_id", "role", "permission", name="uq_role_permission"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    permission: Mapped[str] = mapped_column(String(60))
 
 
 class AuditLog(Base, TenantScoped):

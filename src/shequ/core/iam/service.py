@@ -11,11 +11,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session
 
 from shequ.config import get_settings
-from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, Role, User
+from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, Role, RolePermission, User
 from shequ.db import utcnow
 
 MAX_FAILURES = 5
@@ -33,26 +34,38 @@ ROLE_LABELS: dict[str, tuple[str, str]] = {
     Role.COMMITTEE: ("居委工作人员", "committee staff"),
     Role.PROPERTY: ("物业人员", "property staff"),
     Role.RESIDENT: ("居民", "resident"),
+    Role.DEVICE: ("设备", "device"),
     Role.API_CLIENT: ("接口调用方", "API client"),
 }
 
-# What each role may do. Data, so that the roles-and-scopes issue extends it in one place.
+# What each role may do by default. A tenant gets these rows in role_permission on first use;
+# an administrator edits them there (PUT /api/v1/roles/{role}/permissions).
 READ = "registry.read"
 IMPORT = "registry.import"
 EXPORT = "registry.export"
 UNMASK = "pii.unmask"
 MANAGE_USERS = "users.manage"
+AUDIT_READ = "audit.read"
 _STAFF = frozenset({READ, EXPORT})
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.ADMIN: frozenset({READ, IMPORT, EXPORT, UNMASK, MANAGE_USERS}),
-    Role.LEADER: frozenset({READ, EXPORT, UNMASK}),
+    Role.ADMIN: frozenset({READ, IMPORT, EXPORT, UNMASK, MANAGE_USERS, AUDIT_READ}),
+    Role.LEADER: frozenset({READ, EXPORT, UNMASK, AUDIT_READ}),
     Role.DISPATCHER: frozenset({READ, IMPORT, EXPORT, UNMASK}),
     Role.DEPARTMENT: _STAFF | {IMPORT},
     Role.GRID_WORKER: _STAFF,
     Role.COMMITTEE: _STAFF | {IMPORT, UNMASK},
     Role.PROPERTY: frozenset({READ}),
     Role.RESIDENT: frozenset(),
+    Role.DEVICE: frozenset(),
     Role.API_CLIENT: frozenset({READ, IMPORT, EXPORT}),
+}
+PERMISSION_LABELS: dict[str, tuple[str, str]] = {
+    READ: ("查看台账", "read the registry"),
+    IMPORT: ("导入台账", "import into the registry"),
+    EXPORT: ("导出台账", "export the registry"),
+    UNMASK: ("查看完整个人信息", "unmask personal data"),
+    MANAGE_USERS: ("管理用户与权限", "manage users and permissions"),
+    AUDIT_READ: ("查看审计日志", "read the audit log"),
 }
 
 _hasher = PasswordHasher()
@@ -64,11 +77,109 @@ def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# --- permissions as data -------------------------------------------------------------------
+
+# tenant id -> role -> permission codes; filled from role_permission, dropped when it changes
+_permission_cache: dict[int, dict[str, frozenset[str]]] = {}
+
+
+def known_permissions() -> list[str]:
+    """Every permission code (the core's; scenarios may add theirs to PERMISSION_LABELS)."""
+    return sorted(PERMISSION_LABELS)
+
+
+def _install_defaults(session: Session, tenant_id: int) -> None:
+    rows = [{"tenant_id": tenant_id, "role": role.value, "permission": code}
+            for role in Role for code in sorted(PERMISSIONS.get(role, frozenset()))]
+    try:
+        with session.begin_nested():
+            session.execute(insert(RolePermission), rows)
+    except IntegrityError:
+        pass  # another request installed them first
+
+
+def role_permissions(*, session: Session, tenant_id: int | None = None) -> dict[str, frozenset[str]]:
+    """What each role may do in the session's tenant (its defaults installed on first use)."""
+    tenant_id = tenant_id if tenant_id is not None else session.info.get("tenant_id")
+    if tenant_id is None:
+        return dict(PERMISSIONS)
+    cached = _permission_cache.get(tenant_id)
+    if cached is not None:
+        return cached
+    stmt = select(RolePermission.role, RolePermission.permission).where(
+        RolePermission.tenant_id == tenant_id)
+    rows = session.execute(stmt, execution_options={"all_tenants": True}).all()
+    if not rows:
+        _install_defaults(session, tenant_id)
+        rows = session.execute(stmt, execution_options={"all_tenants": True}).all()
+    table: dict[str, set[str]] = {role.value: set() for role in Role}
+    for role, code in rows:
+        table.setdefault(role, set()).add(code)
+    out = {role: frozenset(codes) for role, codes in table.items()}
+    _permission_cache[tenant_id] = out
+    return out
+
+
+def set_role_permissions(*, session: Session, role: str, permissions: list[str]) -> frozenset[str]:
+    """Replace what a role may do in the session's tenant; audited. Unknown codes are refused."""
+    tenant_id = session.info.get("tenant_id")
+    if tenant_id is None:
+        raise ValueError("no tenant bound to the session")
+    try:
+        role = Role(role).value
+    except ValueError:
+        raise LookupError(f"未知角色 {role!r}（unknown role）") from None
+    wanted = {p.strip() for p in permissions}
+    unknown = sorted(wanted - set(known_permissions()))
+    if unknown:
+        raise ValueError(f"未知权限 {', '.join(unknown)}（unknown permission; known: "
+                         f"{', '.join(known_permissions())}）")
+    _permission_cache.pop(tenant_id, None)  # read the table itself, installing it if need be
+    before = role_permissions(session=session, tenant_id=tenant_id).get(role, frozenset())
+    session.execute(delete(RolePermission).where(RolePermission.role == role))
+    session.add_all(RolePermission(role=role, permission=code) for code in sorted(wanted))
+    session.flush()
+    _permission_cache.pop(tenant_id, None)
+    # a rolled-back change must not survive in the cache either
+    session.info.setdefault("permission_tenants", set()).add(tenant_id)
+    audit(session=session, actor=str(session.info.get("actor", "system")), action="permissions",
+          target=f"role:{role}", detail={"before": sorted(before), "after": sorted(wanted)})
+    return frozenset(wanted)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_permissions(session: Session, transaction: Any) -> None:
+    tenants = session.info.get("permission_tenants")
+    if not tenants:
+        return
+    for tenant_id in tenants:
+        _permission_cache.pop(tenant_id, None)
+    if transaction.parent is None:
+        session.info.pop("permission_tenants", None)
+
+
+def token_permissions(user: User) -> frozenset[str] | None:
+    """The permissions the API token in use grants (None: no token limit, e.g. a page session)."""
+    session = object_session(user)
+    if session is None:
+        return None
+    bound = session.info.get("token_permissions")
+    if bound is None or bound[0] != user.id:
+        return None
+    return bound[1]
+
+
 def can(user: User | None, permission: str) -> bool:
-    """Whether the user's role grants a permission (inactive users may do nothing)."""
+    """Whether the user may: their role grants it in their tenant and, when they act through an
+    API token limited to some permissions, the token too. Inactive users may do nothing."""
     if user is None or not user.active:
         return False
-    return permission in PERMISSIONS.get(user.role, frozenset())
+    session = object_session(user)
+    table = role_permissions(session=session, tenant_id=user.tenant_id) if session else PERMISSIONS
+    if permission not in table.get(user.role, frozenset()):
+        return False
+    limit = token_permissions(user)
+    return limit is None or permission in limit
 
 
 def role_label(role: str, lang: str = "zh-CN") -> str:
@@ -105,15 +216,68 @@ def create_user(*, session: Session, username: str, password: str, role: str,
         known = ", ".join(r.value for r in Role)
         raise ValueError(f"未知角色 {role!r}（role must be one of: {known}）") from None
     check_password_policy(password)
+    scope = check_binding(session=session, role=role, scope=scope or {})
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ValueError(f"用户名 {username} 已存在（username already taken）")
     user = User(username=username, password_hash=hash_password(password), role=role,
-                display_name=display_name or username, scope=scope or {})
+                display_name=display_name or username, scope=scope)
     session.add(user)
     session.flush()
     audit(session=session, actor=str(session.info.get("actor", "system")), action="user_create",
           target=f"user:{user.id}", detail={"username": username, "role": role})
     return user
+
+
+# what each role must be bound to: scope key, kind of place (None: not a place)
+_BINDINGS: dict[str, tuple[str, str | None, str]] = {
+    Role.GRID_WORKER: ("grids", "grid", "网格员须绑定网格"),
+    Role.COMMITTEE: ("committees", "committee", "居委工作人员须绑定居委"),
+    Role.PROPERTY: ("compounds", "compound", "物业人员须绑定小区"),
+}
+
+
+def check_binding(*, session: Session, role: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope record a role needs, checked against the tenant's data; ValueError naming the
+    missing or wrong binding (e.g. committee staff without committees)."""
+    from shequ.core.places.models import Place
+    from shequ.core.plugins import DEPARTMENTS
+    from shequ.core.registry.models import Person
+
+    out = dict(scope)
+    unscoped = {"all_scopes": True}
+    if role in _BINDINGS:
+        key, kind, message = _BINDINGS[role]
+        raw = out.get(key)
+        if not isinstance(raw, list | tuple) or not raw:
+            raise ValueError(f"{message}（scope.{key}: role {role} needs at least one {kind} id）")
+        try:
+            ids = sorted({int(v) for v in raw})
+        except (TypeError, ValueError):
+            raise ValueError(f"{message}：编号须为整数（scope.{key}: ids must be integers）") from None
+        found = set(session.scalars(select(Place.id).where(Place.id.in_(ids), Place.kind == kind),
+                                    execution_options=unscoped))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise ValueError(f"scope.{key}: 不存在的{kind}编号 {missing}（no {kind} with id {missing}）")
+        out[key] = ids
+    if role == Role.DEPARTMENT:
+        dept = out.get("department")
+        if dept not in DEPARTMENTS:
+            raise ValueError(f"部门工作人员须绑定部门（scope.department must be one of: "
+                             f"{', '.join(DEPARTMENTS)}）")
+    if role == Role.RESIDENT:
+        person_id = out.get("person_id")
+        if not isinstance(person_id, int) or session.scalar(
+                select(Person.id).where(Person.id == person_id), execution_options=unscoped) is None:
+            raise ValueError("居民账号须绑定本人（scope.person_id: an existing person id is required）")
+    if role == Role.DEVICE:
+        from shequ.core.iot.models import Device
+
+        device_id = out.get("device_id")
+        if not isinstance(device_id, int) or session.scalar(
+                select(Device.id).where(Device.id == device_id), execution_options=unscoped) is None:
+            raise ValueError("设备账号须绑定设备（scope.device_id: an existing device id is required）")
+    return out
 
 
 def set_password(*, session: Session, user: User, password: str) -> None:
@@ -235,20 +399,34 @@ def end_session(*, session: Session, token: str | None) -> None:
 # --- API tokens --------------------------------------------------------------------------
 
 
-def create_api_token(*, session: Session, user: User, name: str = "", days: int = 30) -> str:
-    """A bearer token for the API, returned once; stored as a hash, expiring after ``days``."""
+def create_api_token(*, session: Session, user: User, name: str = "", days: int = 30,
+                     permissions: list[str] | None = None) -> str:
+    """A bearer token for the API, returned once; stored as a hash, expiring after ``days``.
+
+    ``permissions`` limits the token to some of its user's permissions (None: all of them);
+    the token may do what both its user's role and this list allow."""
     if days < 1:
         raise ValueError("令牌有效期至少 1 天（days must be ≥ 1）")
+    if permissions is not None:
+        unknown = sorted(set(permissions) - set(known_permissions()))
+        if unknown:
+            raise ValueError(f"未知权限 {', '.join(unknown)}（unknown permission）")
+        permissions = sorted(set(permissions))
     token = "shq_" + secrets.token_urlsafe(32)
     session.add(ApiToken(token_hash=_sha256(token), user_id=user.id, name=name[:100],
-                         expires_at=utcnow() + dt.timedelta(days=days)))
+                         expires_at=utcnow() + dt.timedelta(days=days), permissions=permissions))
     session.flush()
     return token
 
 
 def user_for_token(*, session: Session, token: str | None) -> User | None:
-    """The active user behind a live bearer token of this tenant."""
-    return _live_user(session, ApiToken, token)
+    """The active user behind a live bearer token of this tenant; the token's permission limit
+    is noted on the session, so that ``can()`` applies it."""
+    user = _live_user(session, ApiToken, token)
+    if user is not None:
+        limit = session.scalar(select(ApiToken.permissions).where(ApiToken.token_hash == _sha256(token or "")))
+        session.info["token_permissions"] = (user.id, None if limit is None else frozenset(limit))
+    return user
 
 
 def revoke_api_token(*, session: Session, token: str) -> bool:
@@ -274,16 +452,9 @@ def audit(*, session: Session, actor: str, action: str, target: str = "", purpos
 
 
 def may_unmask(*, user: User, record: Any) -> bool:
-    """Whether the user may see a record's personal data in full.
-
-    Committee staff only within the committees of their scope; the roles issue refines this.
-    """
-    if not can(user, UNMASK):
-        return False
-    if user.role == Role.COMMITTEE:
-        committees = set((user.scope or {}).get("committees") or [])
-        return getattr(record, "committee_id", None) in committees
-    return True
+    """Whether the user may see a record's personal data in full: the permission ``pii.unmask``;
+    the record itself is in scope, or the scoped session would not have found it."""
+    return record is not None and can(user, UNMASK)
 
 
 def unmask(*, session: Session, user: User, entity: str, entity_id: int, field: str,

@@ -15,6 +15,7 @@ from shequ.core.places.models import Place, PlaceKind
 from shequ.core.places.service import locate, path
 from shequ.core.registry.kinds import label
 from shequ.web.deps import SessionDep, lang_of, render, require
+from shequ.web.records import RecordId
 from shequ.web.security import csrf_protect
 
 api = APIRouter(tags=["places"])
@@ -49,7 +50,7 @@ def locate_point(request: Request, session: SessionDep, user: ApiReader,
 
 
 @api.get("/places/{place_id:int}/children", summary="The places directly under a place")
-def children(request: Request, place_id: int, session: SessionDep, user: ApiReader) -> Any:
+def children(request: Request, place_id: RecordId, session: SessionDep, user: ApiReader) -> Any:
     if _place(session, place_id) is None:
         raise HTTPException(status_code=404, detail=f"地点 {place_id} 不存在 (not found)")
     lang = lang_of(request)

@@ -30,7 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from shequ.core.iam.crypto import MASKS
+from shequ.core.iam.scope import Scope
 from shequ.core.places.models import PARENT_KINDS, PlaceKind
+from shequ.core.places.service import locate
 from shequ.core.registry.kinds import KINDS, LABELS, Column, Kind, get_kind
 from shequ.core.registry.models import ImportBatch, Relation
 from shequ.core.registry.schemas import ImportResult, RowError
@@ -592,6 +594,43 @@ def _parents_first(parsed: list[ParsedRow]) -> list[ParsedRow]:
     return out
 
 
+def _outside_scope(session: Session, kind: Kind, parsed: list[ParsedRow], existing: dict[Any, Any],
+                   writer: Writer, header_of: dict[str, str]) -> list[RowError]:
+    """Rows a user bound to some areas may not write: records of other areas, and new records
+    that would land outside their areas (or nowhere, where they could not see them again)."""
+    scope: Scope | None = session.info.get("scope")
+    if scope is None or scope.whole_tenant:
+        return []
+    if kind.key in ("place", "device") or scope.kind != "areas":
+        return [RowError(row=0, value=kind.zh, reason=f"只有全街道范围的用户可以导入{kind.zh}")]
+    errors = []
+    address_col = header_of.get("address", kind.column("address").zh)
+    for row in parsed:
+        record = existing.get(row.key) if row.key is not None else None
+        if record is not None:
+            if not scope.covers_area(grid_id=record.grid_id, committee_id=record.committee_id,
+                                     compound_id=record.compound_id):
+                key = next((c for c in kind.columns if c.key in row.values and c.key == kind.dedupe), None)
+                errors.append(RowError(row=row.row, column=header_of.get(key.key, key.zh) if key else "",
+                                       value=row.shown.get(key.key, "") if key else "",
+                                       reason="该记录不在您的管辖范围内，不能导入或修改"))
+            continue
+        address = row.values.get("address")
+        place = writer.place_for(address) if address else None
+        if place is None and row.values.get("lon") is not None and row.values.get("lat") is not None:
+            where = locate(session=session, lon=row.values["lon"], lat=row.values["lat"])
+            covered = scope.covers_area(grid_id=where.grid_id, committee_id=where.committee_id,
+                                        compound_id=where.compound_id)
+        elif place is not None:
+            covered = scope.covers_area(**{k: v for k, v in place.ancestry().items() if k != "building_id"})
+        else:
+            covered = False
+        if not covered:
+            errors.append(RowError(row=row.row, column=address_col, value=address or "",
+                                   reason="新记录的地址必须是您管辖范围内的标准地址"))
+    return errors
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 
@@ -619,7 +658,8 @@ def import_bytes(*, session: Session, kind: str, filename: str, data: bytes, sou
     existing = find_existing(session=session, kind=k, keys=keys, writer=writer)
     if k.key == "place":
         errors.extend(_check_place_parents_exist(writer, parsed, existing, header_of))
-        errors.sort(key=lambda e: e.row)
+    errors.extend(_outside_scope(session, k, parsed, existing, writer, header_of))
+    errors.sort(key=lambda e: e.row)
     if errors:
         raise ImportRejected(errors, kind=kind, filename=filename)
     if not parsed:

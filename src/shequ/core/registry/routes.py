@@ -24,6 +24,7 @@ from shequ.web.deps import PageUser, SessionDep, client_ip, lang_of, render, req
 from shequ.web.records import (
     PLURALS,
     BadParam,
+    RecordId,
     api_items,
     filter_options,
     filter_values,
@@ -125,7 +126,7 @@ def _register_api(kind: Kind) -> None:
 
     @api.get(f"/{plural}/{{record_id:int}}", response_model=item_model, name=f"get_{kind.key}",
              summary=f"One {kind.en.lower()} record (personal data masked)")
-    def detail(request: Request, record_id: int, session: SessionDep, user: ApiReader) -> Any:
+    def detail(request: Request, record_id: RecordId, session: SessionDep, user: ApiReader) -> Any:
         record = get_record(session=session, kind=kind, record_id=record_id)
         if record is None:
             raise HTTPException(status_code=404, detail=f"{kind.zh} {record_id} 不存在 (not found)")
@@ -133,7 +134,7 @@ def _register_api(kind: Kind) -> None:
 
     @api.get(f"/{plural}/{{record_id:int}}/profile", name=f"profile_{kind.key}",
              summary=f"{kind.zh}画像: everything known about one record")
-    def profile(request: Request, record_id: int, session: SessionDep, user: ApiReader) -> Any:
+    def profile(request: Request, record_id: RecordId, session: SessionDep, user: ApiReader) -> Any:
         found = _profile_data(session=session, kind=kind, record_id=record_id, lang=lang_of(request))
         return jsonable_encoder(found)
 
@@ -141,7 +142,7 @@ def _register_api(kind: Kind) -> None:
         @api.post(f"/{plural}/{{record_id:int}}/unmask", response_model=UnmaskOut,
                   name=f"unmask_{kind.key}",
                   summary="The full value of one personal-data field, for a stated purpose (audited)")
-        def unmask(request: Request, record_id: int, body: UnmaskRequest, session: SessionDep,
+        def unmask(request: Request, record_id: RecordId, body: UnmaskRequest, session: SessionDep,
                    user: ApiReader) -> Any:
             return _unmask(request=request, session=session, user=user, kind=kind, record_id=record_id,
                            field=body.field, purpose=body.purpose)
@@ -274,9 +275,11 @@ def _filter_header(kind: Kind, key: str, lang: str) -> str:
 def _tags_of(*, session: Any, kind: Kind, ids: list[int]) -> dict[int, list[Any]] | None:
     """Tags of the listed records in one query; None while the tags module is missing."""
     try:
-        from shequ.core.registry.tags import tags_of
+        from shequ.core.registry.tags import APPLIES_TO, tags_of
     except ImportError:
         return None
+    if kind.key not in APPLIES_TO:
+        return None  # a kind that carries no tags (devices)
     return tags_of(session=session, entity=kind.key, ids=ids) if ids else {}
 
 
@@ -295,7 +298,7 @@ def export_page(request: Request, plural: str, session: SessionDep, user: PageEx
 
 
 @pages.get("/registry/{plural}/{record_id:int}")
-def profile_page(request: Request, plural: str, record_id: int, session: SessionDep,
+def profile_page(request: Request, plural: str, record_id: RecordId, session: SessionDep,
                  user: PageReader) -> Response:
     kind = _kind_or_404(plural)
     found = _profile_data(session=session, kind=kind, record_id=record_id, lang=lang_of(request))
@@ -308,7 +311,7 @@ def profile_page(request: Request, plural: str, record_id: int, session: Session
 
 
 @pages.post("/registry/{plural}/{record_id:int}/unmask")
-def unmask_page(request: Request, plural: str, record_id: int, session: SessionDep, user: PageUser,
+def unmask_page(request: Request, plural: str, record_id: RecordId, session: SessionDep, user: PageUser,
                 field: Annotated[str, Form()] = "", purpose: Annotated[str, Form()] = "") -> Response:
     kind = _kind_or_404(plural)
     try:

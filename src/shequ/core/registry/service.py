@@ -668,9 +668,16 @@ def natural_key(kind: Kind, vals: Mapping[str, Any]) -> tuple[Any, ...] | None:
     return (vals[field],) if vals.get(field) else None
 
 
+def _all_scopes(stmt: Any) -> Any:
+    return stmt.execution_options(all_scopes=True)
+
+
 def find_existing(*, session: Session, kind: Kind, keys: Sequence[tuple[Any, ...]],
                   writer: Writer | None = None) -> dict[tuple[Any, ...], Any]:
-    """The existing records of a kind for many natural keys, with few queries."""
+    """The existing records of a kind for many natural keys, with few queries.
+
+    Looked up across the user's scope (a natural key is unique in the whole tenant), so that a
+    scoped importer gets a clear row error instead of a duplicate-key failure."""
     out: dict[tuple[Any, ...], Any] = {}
     if not keys:
         return out
@@ -678,16 +685,16 @@ def find_existing(*, session: Session, kind: Kind, keys: Sequence[tuple[Any, ...
     if kind.key == "person":
         by_hash = {blind_index(k[0]): k for k in keys}
         for chunk in _chunks(list(by_hash)):
-            for person in session.scalars(select(Person).where(Person.id_number_hash.in_(chunk))):
+            for person in session.scalars(_all_scopes(select(Person)).where(Person.id_number_hash.in_(chunk))):
                 out[by_hash[person.id_number_hash]] = person
     elif kind.key == "organisation":
         codes = [k[1] for k in keys if k[0] == "code"]
         for chunk in _chunks(codes):
-            for org in session.scalars(select(Organisation).where(Organisation.credit_code.in_(chunk))):
+            for org in session.scalars(_all_scopes(select(Organisation)).where(Organisation.credit_code.in_(chunk))):
                 out[("code", org.credit_code)] = org
         names = [k[2] for k in keys if k[0] == "name"]
         for chunk in _chunks(names):
-            for org in session.scalars(select(Organisation).where(
+            for org in session.scalars(_all_scopes(select(Organisation)).where(
                     Organisation.name.in_(chunk), Organisation.credit_code.is_(None))):
                 out.setdefault(("name", org.kind, org.name), org)
     elif kind.key == "house":
@@ -696,18 +703,18 @@ def find_existing(*, session: Session, kind: Kind, keys: Sequence[tuple[Any, ...
         placed = {w._by_address.get(normalise_address(k[0])): k for k in keys}
         placed.pop(None, None)
         for chunk in _chunks(list(placed)):
-            for house in session.scalars(select(House).where(House.place_id.in_(chunk))):
+            for house in session.scalars(_all_scopes(select(House)).where(House.place_id.in_(chunk))):
                 out[placed[house.place_id]] = house
         unplaced = {normalise_address(k[0]): k for k in keys if k not in out}
         if unplaced:
-            for house in session.scalars(select(House).where(House.place_id.is_(None))):
+            for house in session.scalars(_all_scopes(select(House)).where(House.place_id.is_(None))):
                 text = (house.attrs or {}).get("address")
                 if text in unplaced:
                     out.setdefault(unplaced[text], house)
     elif kind.key == "place":
         codes = sorted({k[1] for k in keys})
         for chunk in _chunks(codes):
-            for place in session.scalars(select(Place).where(Place.code.in_(chunk))):
+            for place in session.scalars(_all_scopes(select(Place)).where(Place.code.in_(chunk))):
                 out[(place.kind, place.code)] = place
     else:
         field = {"household": "number", "facility": "code", "device": "code",
@@ -715,7 +722,7 @@ def find_existing(*, session: Session, kind: Kind, keys: Sequence[tuple[Any, ...
         column = getattr(model, field)
         values = sorted({k[0] for k in keys})
         for chunk in _chunks(values):
-            for obj in session.scalars(select(model).where(column.in_(chunk))):
+            for obj in session.scalars(_all_scopes(select(model)).where(column.in_(chunk))):
                 out[(getattr(obj, field),)] = obj
     wanted = set(keys)
     return {k: v for k, v in out.items() if k in wanted}

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4ee4511f031a
+Revision ID: fa4579f62e94
 Revises: 
-Create Date: 2026-11-28 11:19:28.890753
+Create Date: 2026-11-28 12:27:22.747640
 """
 from __future__ import annotations
 
@@ -147,6 +147,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_place_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index('ix_place_tenant_kind', ['tenant_id', 'kind'], unique=False)
 
+    op.create_table('role_permission',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('permission', sa.String(length=60), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tenant_id', 'role', 'permission', name='uq_role_permission')
+    )
+    with op.batch_alter_table('role_permission', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_role_permission_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('source_fact',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('entity', sa.String(length=20), nullable=False),
@@ -193,6 +205,7 @@ def upgrade() -> None:
     sa.Column('created_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('revoked_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('permissions', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
@@ -613,6 +626,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_source_fact_entity')
 
     op.drop_table('source_fact')
+    with op.batch_alter_table('role_permission', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_role_permission_tenant_id'))
+
+    op.drop_table('role_permission')
     with op.batch_alter_table('place', schema=None) as batch_op:
         batch_op.drop_index('ix_place_tenant_kind')
         batch_op.drop_index(batch_op.f('ix_place_tenant_id'))
