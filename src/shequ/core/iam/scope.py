@@ -108,17 +108,12 @@ class Scope:
 
 
 def _placed_models() -> list[type[Any]]:
-    from shequ.core.iot.models import Device
-    from shequ.core.registry.models import (
-        Facility,
-        House,
-        Household,
-        Organisation,
-        Person,
-        Situation,
-    )
+    """Every mapped model with a place (the kernel's and any scenario's): derived from the
+    mappers, never a hand-kept list, so a scenario's placed records are scoped too."""
+    from shequ.db import Base, Placed
 
-    return [Person, Household, House, Organisation, Facility, Situation, Device]
+    return sorted((m.class_ for m in Base.registry.mappers if issubclass(m.class_, Placed)),
+                  key=lambda cls: cls.__name__)
 
 
 def _in(column: Any, ids: frozenset[int]) -> Any:
