@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, event, insert, inspect, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.orm.attributes import NO_VALUE
+from sqlalchemy.orm.attributes import NO_VALUE, PASSIVE_NO_INITIALIZE
 
 from shequ.core.iam.crypto import MASKS
 from shequ.db import Base, ChangeLogged, Placed, TenantScoped, utcnow
@@ -41,39 +42,60 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _shown(obj: Any, key: str, value: Any) -> Any:
-    kind = obj.__pii__.get(key)
-    if kind and value is not None:
-        return MASKS[kind](value)
+# per class: the logged column attributes in mapper order, each with its mask (None: plain);
+# worked out once, not per object and flush (a bulk import logs thousands of rows per flush)
+_LOGGED: dict[type, tuple[tuple[str, Callable[[str], str] | None], ...]] = {}
+
+
+def _logged(obj: Any) -> tuple[tuple[str, Callable[[str], str] | None], ...]:
+    cls = type(obj)
+    logged = _LOGGED.get(cls)
+    if logged is None:
+        mapper = inspect(cls)
+        pii = obj.__pii__
+        logged = tuple(
+            (attr.key, MASKS[pii[attr.key]] if pii.get(attr.key) else None)
+            for attr in mapper.column_attrs
+            if attr.key not in obj.__changelog_skip__ and not attr.key.endswith("_hash")
+        )
+        _LOGGED[cls] = logged
+    return logged
+
+
+def _show(mask: Callable[[str], str] | None, value: Any) -> Any:
+    if mask is not None and value is not None:
+        return mask(value)
     return _plain(value)
 
 
 def _snapshot(obj: Any) -> dict[str, Any]:
-    mapper = inspect(obj).mapper
+    loaded = obj.__dict__
     return {
-        attr.key: _shown(obj, attr.key, getattr(obj, attr.key))
-        for attr in mapper.column_attrs
-        if attr.key not in obj.__changelog_skip__ and not attr.key.endswith("_hash")
+        key: _show(mask, loaded[key] if key in loaded else getattr(obj, key))
+        for key, mask in _logged(obj)
     }
 
 
 def _diff(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     state = inspect(obj)
+    committed = state.committed_state  # an attribute without an entry here has no changes
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
-    for attr in state.mapper.column_attrs:
-        key = attr.key
-        if key in obj.__changelog_skip__ or key.endswith("_hash"):
+    if not committed:
+        return before, after
+    for key, mask in _logged(obj):
+        if key not in committed:
             continue
-        hist = state.attrs[key].history
+        # what state.attrs[key].history gives, without building every attribute's AttributeState
+        hist = state.get_history(key, PASSIVE_NO_INITIALIZE)
         if not hist.has_changes():
             continue
         old = hist.deleted[0] if hist.deleted else None
         new = hist.added[0] if hist.added else None
         if old is NO_VALUE or old == new:
             continue
-        before[key] = _shown(obj, key, old)
-        after[key] = _shown(obj, key, new)
+        before[key] = _show(mask, old)
+        after[key] = _show(mask, new)
     return before, after
 
 
@@ -82,19 +104,24 @@ def _inherit_place(session: Session, _ctx: Any, _instances: Any) -> None:
     from shequ.core.places.models import Place
 
     new = session.new  # a fresh set on every access: take it once (bulk imports flush 1000s)
+    ancestries: dict[int, dict[str, int | None]] = {}  # per place, once per flush
     for obj in list(new) + list(session.dirty):
         if not isinstance(obj, Placed):
             continue
-        state = inspect(obj)
-        if obj not in new and not state.attrs["place_id"].history.has_changes():
-            continue
+        if obj not in new:
+            state = inspect(obj)
+            if "place_id" not in state.committed_state or not state.get_history("place_id", PASSIVE_NO_INITIALIZE).has_changes():
+                continue
         if obj.place_id is None:
             obj.grid_id = obj.committee_id = obj.compound_id = obj.building_id = None
             continue
-        place = session.get(Place, obj.place_id)
-        if place is None:
-            raise ValueError(f"place {obj.place_id} does not exist")
-        for key, value in place.ancestry().items():
+        ancestry = ancestries.get(obj.place_id)
+        if ancestry is None:
+            place = session.get(Place, obj.place_id)
+            if place is None:
+                raise ValueError(f"place {obj.place_id} does not exist")
+            ancestry = ancestries[obj.place_id] = place.ancestry()
+        for key, value in ancestry.items():
             setattr(obj, key, value)
 
 
@@ -109,7 +136,7 @@ def _write_change_log(session: Session, _ctx: Any) -> None:
         if isinstance(obj, ChangeLogged):
             rows.append(_row(obj, "create", actor, now, None, _snapshot(obj)))
     for obj in session.dirty:
-        if isinstance(obj, ChangeLogged) and session.is_modified(obj, include_collections=False):
+        if isinstance(obj, ChangeLogged):  # _diff is empty for an object with no net change
             before, after = _diff(obj)
             if after:
                 rows.append(_row(obj, "update", actor, now, before, after))

@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE
 
 from shequ.core.changelog import ChangeLog
 from shequ.core.iam.models import AuditLog, AuthSession
@@ -73,10 +74,20 @@ def _tenant_of(session: Session, obj: Any) -> int | None:
     return session.info.get("tenant_id")
 
 
+_COLUMNS: dict[type, frozenset[str]] = {}  # per class: its audited column attributes
+
+
 def _changed_fields(obj: Any) -> list[str]:
     state = inspect(obj)
-    return sorted(attr.key for attr in state.mapper.column_attrs
-                  if attr.key not in IGNORED_FIELDS and state.attrs[attr.key].history.has_changes())
+    committed = state.committed_state  # an attribute without an entry here has no changes
+    if not committed:
+        return []
+    columns = _COLUMNS.get(type(obj))
+    if columns is None:
+        columns = _COLUMNS[type(obj)] = frozenset(
+            attr.key for attr in state.mapper.column_attrs if attr.key not in IGNORED_FIELDS)
+    return sorted(key for key in committed
+                  if key in columns and state.get_history(key, PASSIVE_NO_INITIALIZE).has_changes())
 
 
 def _write_entries(session: Session) -> list[tuple[Any, str, list[str]]]:
@@ -88,9 +99,9 @@ def _write_entries(session: Session) -> list[tuple[Any, str, list[str]]]:
         if not isinstance(obj, NOT_AUDITED + (AuthSession,)):
             entries.append((obj, "create", []))
     for obj in session.dirty:
-        if isinstance(obj, NOT_AUDITED) or not session.is_modified(obj, include_collections=False):
+        if isinstance(obj, NOT_AUDITED):
             continue
-        fields = _changed_fields(obj)
+        fields = _changed_fields(obj)  # empty for an object with no net change
         if fields:
             entries.append((obj, "update", fields))
     for obj in session.deleted:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE
 
 from shequ.core.iam.crypto import MASKS, blind_index
 from shequ.db import ChangeLogged
@@ -30,7 +31,9 @@ def _derive_pii_columns(session: Session, _ctx: Any, _instances: Any) -> None:
     for obj in list(new) + list(session.dirty):
         if not isinstance(obj, ChangeLogged) or not obj.__pii__:
             continue
+        is_new = obj in new
         state = inspect(obj)
+        committed = state.committed_state  # an attribute without an entry here has no changes
         for column in obj.__pii__:
-            if obj in new or state.attrs[column].history.has_changes():
+            if is_new or (column in committed and state.get_history(column, PASSIVE_NO_INITIALIZE).has_changes()):
                 derive(obj, column)

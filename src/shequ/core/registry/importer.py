@@ -445,7 +445,18 @@ class ParsedRow:
     row: int
     values: dict[str, Any]
     key: tuple[Any, ...] | None = None
-    shown: dict[str, str] = field(default_factory=dict)
+    cells: list[Any] = field(default_factory=list)
+    mapping: dict[int, Column] = field(default_factory=dict)
+    _shown: dict[str, str] | None = None
+
+    @property
+    def shown(self) -> dict[str, str]:
+        """The cells as the user would recognise them (worked out only for an error message)."""
+        if self._shown is None:
+            cells = self.cells
+            self._shown = {col.key: _shown(cells[i] if i < len(cells) else None, col)
+                           for i, col in self.mapping.items()}
+        return self._shown
 
 
 def _check_rows(kind: Kind, rows: list[tuple[int, list[Any]]], mapping: dict[int, Column],
@@ -454,28 +465,27 @@ def _check_rows(kind: Kind, rows: list[tuple[int, list[Any]]], mapping: dict[int
     parsed: list[ParsedRow] = []
     written = {i: str(header[i]).strip() for i in mapping}
     unnamed_reported: set[int] = set()
+    named = [not _blank(h) for h in header]
     for row_no, cells in rows:
         if all(_blank(c) for c in cells):
             continue
         for i, cell in enumerate(cells):
-            unnamed = i >= len(header) or _blank(header[i])
-            if unnamed and not _blank(cell) and i not in unnamed_reported:
+            unnamed = i >= len(named) or not named[i]
+            if unnamed and i not in unnamed_reported and not _blank(cell):
                 unnamed_reported.add(i)
                 errors.append(RowError(row=row_no, column=f"第 {get_column_letter(i + 1)} 列",
                                        value=str(cell)[:50], reason="该列没有列名，数据无法归属"))
         values: dict[str, Any] = {}
-        shown: dict[str, str] = {}
         bad: set[str] = set()
         for i, col in mapping.items():
             cell = cells[i] if i < len(cells) else None
-            shown[col.key] = _shown(cell, col)
             try:
                 values[col.key] = clean_value(kind, col.key, parse_cell(col, cell))
             except RecordInvalid as exc:
-                errors.append(RowError(row=row_no, column=written[i], value=shown[col.key], reason=exc.reason))
+                errors.append(RowError(row=row_no, column=written[i], value=_shown(cell, col), reason=exc.reason))
                 bad.add(col.key)
             except ValueError as exc:
-                errors.append(RowError(row=row_no, column=written[i], value=shown[col.key], reason=str(exc)))
+                errors.append(RowError(row=row_no, column=written[i], value=_shown(cell, col), reason=str(exc)))
                 bad.add(col.key)
         for i, col in mapping.items():
             if col.required and values.get(col.key) is None and col.key not in bad:
@@ -483,7 +493,8 @@ def _check_rows(kind: Kind, rows: list[tuple[int, list[Any]]], mapping: dict[int
                 bad.add(col.key)
         if bad:
             continue
-        parsed.append(ParsedRow(row=row_no, values=values, key=natural_key(kind, values), shown=shown))
+        parsed.append(ParsedRow(row=row_no, values=values, key=natural_key(kind, values), cells=cells,
+                                mapping=mapping))
     if len(parsed) > MAX_ROWS:
         errors.append(RowError(row=0, reason=f"一次最多导入 {MAX_ROWS:,} 行，请拆分文件"))
     header_of = {col.key: written[i] for i, col in mapping.items()}

@@ -28,7 +28,7 @@ from shequ.core.places.address import format_address, normalise_address, parse_a
 from shequ.core.places.models import PARENT_KINDS, Place, PlaceKind
 from shequ.core.places.service import Locator, build_locator, create_place
 from shequ.core.registry import validators
-from shequ.core.registry.kinds import LABELS, Kind, get_kind
+from shequ.core.registry.kinds import LABELS, Column, Kind, get_kind
 from shequ.core.registry.models import (
     Facility,
     House,
@@ -121,15 +121,28 @@ def _number(key: str, value: Any, kind_: type) -> Any:
     return value
 
 
+_COLUMNS: dict[int, tuple[Kind, dict[str, Column]]] = {}
+
+
+def _columns(kind: Kind) -> dict[str, Column]:
+    """The columns of a kind by key (the first of a key, as ``Kind.column``), built once."""
+    cached = _COLUMNS.get(id(kind))
+    if cached is None or cached[0] is not kind:
+        by_key: dict[str, Column] = {}
+        for col in kind.columns:
+            by_key.setdefault(col.key, col)
+        cached = _COLUMNS[id(kind)] = (kind, by_key)
+    return cached[1]
+
+
 def clean_value(kind: Kind, key: str, value: Any) -> Any:
     """The value as it is stored (None for blank), or RecordInvalid saying why in Chinese."""
     if isinstance(value, str):
         value = value.strip()
     if value is None or value == "":
         return None
-    try:
-        column = kind.column(key)
-    except KeyError:
+    column = _columns(kind).get(key)
+    if column is None:
         if key in PROTECTED or not hasattr(kind.model, key):
             raise RecordInvalid(key, f"{kind.zh}没有字段 {key}", value) from None
         return value  # a plain model attribute without a kind column (attrs, reporter_id…)
@@ -174,10 +187,8 @@ def _clean_typed(kind: Kind, key: str, type_: str, enum: str | None, value: Any)
 
 def column_pii(kind: Kind, key: str) -> str | None:
     """The mask kind of a personal-data column, None for others and for non-columns."""
-    try:
-        return kind.column(key).pii
-    except KeyError:
-        return None
+    column = _columns(kind).get(key)
+    return column.pii if column is not None else None
 
 
 # --- facts: what a source said, as a digest ------------------------------------------------
@@ -200,14 +211,20 @@ def canonical(value: Any) -> str:
 
 def fact_digest(value: Any, pii: str | None = None) -> str:
     """blind_index for personal data, sha256 of the canonical text otherwise."""
-    text = canonical(value)
+    return _text_digest(canonical(value), pii)
+
+
+def _text_digest(text: str, pii: str | None) -> str:
     if pii:
         return blind_index(text) or ""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def fact_shown(value: Any, pii: str | None = None) -> str:
-    text = canonical(value)
+    return _text_shown(canonical(value), pii)
+
+
+def _text_shown(text: str, pii: str | None) -> str:
     return MASKS[pii](text) if pii else text[:200]
 
 
@@ -406,9 +423,10 @@ class Writer:
         return self._facts[key]
 
     def _stage(self, obj: Any, field: str, source: str, value: Any, pii: str | None,
-               digest: str | None = None) -> None:
+               digest: str | None = None, shown: str | None = None) -> None:
         digest = digest or fact_digest(value, pii)
-        self._pending.append((obj, field, source, digest, fact_shown(value, pii)))
+        self._pending.append((obj, field, source, digest,
+                              fact_shown(value, pii) if shown is None else shown))
 
     def _write_facts(self) -> None:
         if not self._pending:
@@ -418,17 +436,25 @@ class Writer:
         for obj in self._created:  # records created here have no facts yet: no query needed
             self._facts.setdefault((obj.__tablename__, obj.id), {})
         self._created.clear()
+        # the records of consecutive facts are mostly the same: read their key once per record
+        keyed: list[tuple[Any, str, int, str, str, str, str]] = []
+        last: Any = None
+        entity, eid = "", 0
+        for obj, field, source, digest, shown in self._pending:
+            if obj is not last:
+                last, entity, eid = obj, obj.__tablename__, obj.id
+            keyed.append((obj, entity, eid, field, source, digest, shown))
         unknown: dict[str, set[int]] = {}
-        for obj, *_ in self._pending:
-            if (obj.__tablename__, obj.id) not in self._facts:
-                unknown.setdefault(obj.__tablename__, set()).add(obj.id)
+        for _obj, entity, eid, *_ in keyed:
+            if (entity, eid) not in self._facts:
+                unknown.setdefault(entity, set()).add(eid)
         for entity, ids in unknown.items():
             self.preload_facts(entity, ids)
         inserts: dict[tuple[str, int, str, str], dict[str, Any]] = {}
         updates: dict[int, dict[str, Any]] = {}
-        for obj, field, source, digest, shown in self._pending:
-            entity, eid = obj.__tablename__, obj.id
-            known = self._facts.setdefault((entity, eid), {}).setdefault(field, {})
+        facts = self._facts
+        for obj, entity, eid, field, source, digest, shown in keyed:
+            known = facts.setdefault((entity, eid), {}).setdefault(field, {})
             old = known.get(source)
             if old is None:
                 inserts[(entity, eid, field, source)] = {
@@ -537,12 +563,17 @@ class Writer:
             if new is None:
                 continue
             pii = column_pii(kind, key)
-            digest = fact_digest(new, pii)
+            text = canonical(new)
+            digest = _text_digest(text, pii)
             if created and kind.key != "place":
                 self._set(obj, kind, key, new)
             elif not (created and kind.key == "place"):
                 current = self._current(obj, kind, key)
-                current_digest = "" if _empty(current) else fact_digest(current, pii)
+                if _empty(current):
+                    current_digest = ""
+                else:  # equal texts give equal digests: no second keyed hash for them
+                    current_text = canonical(current)
+                    current_digest = digest if current_text == text else _text_digest(current_text, pii)
                 if self._may_set(obj, key, current, current_digest, digest):
                     self._set(obj, kind, key, new)
                 elif current_digest != digest:
@@ -551,7 +582,7 @@ class Writer:
                 for source, value in overrides[key]:
                     self._stage(obj, key, source, value, pii)
             else:
-                self._stage(obj, key, self.source, new, pii, digest)
+                self._stage(obj, key, self.source, new, pii, digest, _text_shown(text, pii))
         if created and hasattr(obj, "source") and kind.key != "situation":
             obj.source = self.source
         self._after(kind, obj, vals, created)

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, case, delete, event, func, insert, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE
 
 from shequ.core.changelog import ChangeLog
 from shequ.core.places.models import Place, PlaceKind, Tenant
@@ -815,7 +816,8 @@ def _ids(*values: int | None) -> set[int]:
 
 def _changed(obj: Any, keys: Sequence[str]) -> bool:
     state = inspect(obj)
-    return any(state.attrs[k].history.has_changes() for k in keys)
+    committed = state.committed_state  # an attribute without an entry here has no changes
+    return any(k in committed and state.get_history(k, PASSIVE_NO_INITIALIZE).has_changes() for k in keys)
 
 
 def _old_and_new(obj: Any, key: str) -> set[int]:
