@@ -24,7 +24,6 @@ Rows of the audit log are never updated or deleted (database triggers refuse it,
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,6 +36,7 @@ from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE
 
 from shequ.core.changelog import ChangeLog
 from shequ.core.iam.models import AuditLog, AuthSession
+from shequ.core.paging import Page
 from shequ.db import TenantScoped, utcnow
 
 # the client address of the web request being served ("" outside a request: CLI, jobs)
@@ -208,24 +208,12 @@ class AuditQuery:
     size: int = 50
 
 
-@dataclass
-class AuditPage:
-    items: list[AuditLog]
-    total: int
-    page: int
-    size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.size)) if self.size else 1
-
-
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def search(*, session: Session, query: AuditQuery) -> AuditPage:
+def search(*, session: Session, query: AuditQuery) -> Page:
     """Audit rows of the session's tenant matching the filters, newest first.
 
     Raises ValueError naming the filter for naive times, a reversed range or a bad page.
@@ -254,7 +242,7 @@ def search(*, session: Session, query: AuditQuery) -> AuditPage:
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(AuditLog.at.desc(), AuditLog.id.desc())
                            .offset((query.page - 1) * query.size).limit(query.size))
-    return AuditPage(items=list(rows), total=total, page=query.page, size=query.size)
+    return Page(items=list(rows), total=total, page=query.page, size=query.size)
 
 
 def actions(*, session: Session) -> list[str]:

@@ -18,6 +18,7 @@ from shequ.config import get_settings
 from shequ.core.iam import audit
 from shequ.core.iam import service as iam
 from shequ.core.iam.models import User
+from shequ.core.paging import Page
 from shequ.web.deps import SessionDep, render, require
 from shequ.web.records import BadParam
 
@@ -48,7 +49,7 @@ class AuditPageOut(BaseModel):
     pages: int
 
 
-def _search(session: Any, query: audit.AuditQuery) -> audit.AuditPage:
+def _search(session: Any, query: audit.AuditQuery) -> Page:
     try:
         return audit.search(session=session, query=query)
     except ValueError as exc:

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from shequ.core.iam.crypto import MASKS, blind_index
+from shequ.core.paging import Page
 from shequ.core.places.models import Place, PlaceKind
 from shequ.core.registry.kinds import Kind, label
 from shequ.core.registry.models import Household, Person, Tag, Tagging
@@ -40,18 +41,6 @@ class ListParams:
     sort: str | None = None
     page: int = 1
     size: int = 50
-
-
-@dataclass
-class Page:
-    items: list[Any]
-    total: int
-    page: int
-    size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.size))
 
 
 def descendants(session: Session, place_id: int) -> Any:
