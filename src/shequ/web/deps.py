@@ -55,16 +55,18 @@ def tenants(session: Session) -> list[Tenant]:
     return list(session.scalars(select(Tenant).order_by(Tenant.code)))
 
 
+def default_tenant_code(request: Request) -> str:
+    """The tenant a request works in before anyone signs in."""
+    return str(request.app.state.tenant_code or get_settings().default_tenant)
+
+
 def _tenant_id(session: Session, request: Request) -> int:
-    cache: dict[str, int] = request.app.state.tenant_ids
-    code = request.app.state.tenant_code or get_settings().default_tenant
-    if code not in cache:
-        tenant_id = session.scalar(select(Tenant.id).where(Tenant.code == code))
-        if tenant_id is None:
-            raise HTTPException(status_code=503, detail=f"租户 {code} 尚未初始化，请先运行 shequ seed "
-                                                        f"(tenant {code} does not exist yet)")
-        cache[code] = tenant_id
-    return cache[code]
+    code = default_tenant_code(request)
+    tenant_id = tenant_by_code(session, request, code)
+    if tenant_id is None:
+        raise HTTPException(status_code=503, detail=f"租户 {code} 尚未初始化，请先运行 shequ seed "
+                                                    f"(tenant {code} does not exist yet)")
+    return tenant_id
 
 
 def bearer_token(request: Request) -> str | None:

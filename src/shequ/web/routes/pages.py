@@ -16,6 +16,7 @@ from shequ.web.deps import (
     PageUser,
     SessionDep,
     client_ip,
+    default_tenant_code,
     optional_page_user,
     render,
     tenant_by_code,
@@ -40,7 +41,7 @@ def login_page(request: Request, session: SessionDep, next: str = "/") -> Respon
         return RedirectResponse(_safe_next(next), status_code=303)
     return render(request, "login.html", next=_safe_next(next), error="", username="",
                   tenants=tenants(session),
-                  tenant=request.app.state.tenant_code or get_settings().default_tenant)
+                  tenant=default_tenant_code(request))
 
 
 @router.post("/login")
