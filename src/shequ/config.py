@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     language: Literal["zh-CN", "en"] = "zh-CN"
     timezone: str = "Asia/Shanghai"
     mqtt_url: str = ""
+    # ingest: messages older than max_age or further ahead than max_skew are dead-lettered
+    ingest_max_age_s: int = 7 * 24 * 3600
+    ingest_max_skew_s: int = 300
+    ingest_batch_max: int = 5000  # messages per batch (worker)
+    ingest_batch_wait_ms: int = 20  # how long a worker waits to fill a batch
+    telemetry_retention_days: int = 90  # raw telemetry; rollups are kept (minute rollups 400 days)
     page_size_max: int = 500
 
     @model_validator(mode="after")

@@ -4,7 +4,18 @@ from shequ.core.changelog import ChangeLog
 from shequ.core.iam import audit as _audit  # noqa: F401  (registers the audit listener of writes)
 from shequ.core.iam import pii as _pii  # noqa: F401  (registers the PII listener)
 from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, RolePermission, User
-from shequ.core.iot.models import Device
+from shequ.core.iot.models import (
+    DeadLetter,
+    Device,
+    DeviceCommand,
+    DeviceState,
+    IngestMark,
+    PlaceState,
+    PlaceStateChange,
+    Telemetry,
+    TelemetryRollup,
+    TwinChange,
+)
 from shequ.core.places.models import Place, Tenant
 from shequ.core.registry import tags as _tags  # noqa: F401  (registers the tag recompute listeners)
 from shequ.core.registry.models import (
@@ -25,7 +36,9 @@ from shequ.db import Base
 metadata = Base.metadata
 
 __all__ = [
-    "ApiToken", "AuditLog", "AuthSession", "ChangeLog", "Device", "Facility", "House",
+    "ApiToken", "AuditLog", "AuthSession", "ChangeLog", "DeadLetter", "Device", "DeviceCommand",
+    "DeviceState", "Facility", "House", "IngestMark", "PlaceState", "PlaceStateChange", "Telemetry",
+    "TelemetryRollup", "TwinChange",
     "Household", "ImportBatch", "Membership", "Organisation", "Person", "Place", "RolePermission",
     "Situation",
     "SourceFact", "Tag", "Tagging", "Tenant", "User", "metadata",
