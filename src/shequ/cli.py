@@ -316,3 +316,90 @@ def tags_list(
 
 if __name__ == "__main__":
     app()
+
+
+# --- things that talk (IoT) ------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    mqtt_url: Annotated[str | None, typer.Option("--mqtt-url", help="default SHEQU_MQTT_URL")] = None,
+    client_id: Annotated[str | None, typer.Option("--id", help="stable client id (persistent session)")] = None,
+    batch_max: Annotated[int | None, typer.Option(help="messages per batch")] = None,
+    batch_wait_ms: Annotated[int | None, typer.Option(help="wait to fill a batch")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus /metrics on this port")] = None,
+    stats: Annotated[Path | None, typer.Option(help="write totals and latencies here on exit (benchmarks)")] = None,
+    no_sweeps: Annotated[bool, typer.Option("--no-sweeps", help="leave periodic sweeps to other workers")] = False,
+) -> None:
+    """Consume device messages from MQTT (shared subscription) through the ingest pipeline."""
+    import logging
+    import socket
+
+    from shequ.core.iot.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    url = mqtt_url or get_settings().mqtt_url
+    if not url:
+        err.print("[red]需要 MQTT 地址 (--mqtt-url 或 SHEQU_MQTT_URL) — no broker URL given[/red]")
+        raise typer.Exit(2)
+    run_worker(url=url, client_id=client_id or f"shequ-worker-{socket.gethostname()}",
+               batch_max=batch_max, batch_wait_ms=batch_wait_ms, stats_path=stats,
+               metrics_port=metrics_port, sweeps=not no_sweeps)
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option()] = 1884,
+    data_dir: Annotated[Path | None, typer.Option(help="default var/mosquitto")] = None,
+) -> None:
+    """Run Mosquitto with shequ's settings in the foreground (development)."""
+    import time
+
+    from shequ.core.iot.broker import Broker
+
+    b = Broker(data_dir or get_settings().var_dir / "mosquitto", port=port, persistence=True).start()
+    console.print(f"MQTT broker at {b.url} — export SHEQU_MQTT_URL={b.url}")
+    try:
+        while b.proc and b.proc.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
+
+
+twin_app = typer.Typer(help="The digital twin (数字孪生)", no_args_is_help=True)
+app.add_typer(twin_app, name="twin")
+
+
+@twin_app.command("rebuild")
+def twin_rebuild(tenant: TenantOpt = None) -> None:
+    """Recount every place's device conditions from scratch (after devices moved or were deleted)."""
+    from shequ.core.iot.pipeline import now_ms
+    from shequ.core.iot.twin import rebuild_place_states
+    from shequ.db import get_engine
+
+    tenant_id = _tenant_id(tenant)
+    with get_engine().begin() as conn:
+        n = rebuild_place_states(conn, tenant_id, now_ms())
+    console.print(f"{n} places with devices")
+
+
+@twin_app.command("sweep")
+def twin_sweep() -> None:
+    """Mark devices silent past their timeout offline (workers do this every 30 s)."""
+    from shequ.core.iot.pipeline import now_ms
+    from shequ.core.iot.twin import sweep_offline
+    from shequ.db import get_engine
+
+    console.print(f"{sweep_offline(get_engine(), now_ms())} devices went offline")
+
+
+@app.command("telemetry-prune")
+def telemetry_prune(days: Annotated[int | None, typer.Option(help="keep raw data this many days")] = None) -> None:
+    """Apply the raw telemetry retention (rolled-up rows only) and drop old minute rollups."""
+    from shequ.core.iot.pipeline import now_ms
+    from shequ.core.iot.telemetry import prune
+    from shequ.db import get_engine
+
+    console.print(prune(get_engine(), now_ms=now_ms(), retention_days=days))

@@ -247,10 +247,13 @@ class MqttClient:
     def _fill(self, timeout: float) -> None:
         if self.sock is None:
             raise MqttError("not connected")
-        self.sock.settimeout(timeout)
+        if self._buf or timeout <= 0:  # complete packets may be waiting already: don't block
+            self.sock.setblocking(False)
+        else:
+            self.sock.settimeout(timeout)
         try:
             chunk = self.sock.recv(1 << 20)
-        except (TimeoutError, BlockingIOError):
+        except (TimeoutError, BlockingIOError, InterruptedError):
             return
         if not chunk:
             raise MqttError("the broker closed the connection")
