@@ -18,6 +18,7 @@ from shequ.core.places.service import create_tenant
 from shequ.db import session_scope
 from tests.factories import Tree, place_tree
 
+
 @dataclass
 class IotWorld:
     engine: Engine

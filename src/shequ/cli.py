@@ -403,3 +403,21 @@ def telemetry_prune(days: Annotated[int | None, typer.Option(help="keep raw data
     from shequ.db import get_engine
 
     console.print(prune(get_engine(), now_ms=now_ms(), retention_days=days))
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    messages: Annotated[int, typer.Option(help="messages per run")] = 200_000,
+    devices: Annotated[int, typer.Option(help="devices sending them")] = 5_000,
+    batch: Annotated[int, typer.Option(help="messages per batch")] = 5_000,
+    mqtt: Annotated[bool, typer.Option("--mqtt/--no-mqtt", help="also through Mosquitto, 1 and 2 workers")] = True,
+    db_url: Annotated[str | None, typer.Option(help="scratch database (default: a new SQLite file)")] = None,
+    latency_rate: Annotated[int, typer.Option(help="steady rate for the latency run (msg/s)")] = 5_000,
+    latency_seconds: Annotated[int, typer.Option(help="length of the latency run")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object of the figures")] = False,
+) -> None:
+    """Messages per second and publish-to-commit latency of the ingest pipeline."""
+    from shequ.sim.bench_ingest import bench_ingest as run
+
+    run(messages=messages, devices=devices, batch=batch, mqtt=mqtt, db_url=db_url, latency_rate=latency_rate,
+        latency_seconds=latency_seconds, as_json=as_json, console=console)

@@ -150,6 +150,7 @@ class TelemetryRollup(Base):
     """Aggregates of each numeric field per minute (m), hour (h) and day (d)."""
 
     __tablename__ = "telemetry_rollup"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: upserts touch one b-tree
 
     device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     field: Mapped[str] = mapped_column(String(60), primary_key=True)

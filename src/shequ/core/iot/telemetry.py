@@ -137,35 +137,53 @@ Agg = dict[tuple[int, str, str, int], list[Any]]  # (device, field, grain, start
 
 
 def aggregate(rows: Sequence[Any]) -> Agg:
-    out: Agg = {}
-    get = out.get
+    """Minute aggregates from the raw rows, then hours and days from the minutes."""
+    minutes: Agg = {}
+    get = minutes.get
+    decode = _json.decode
     for tenant_id, device_id, ts, body in rows:
-        values = _json.decode(body)
-        if not isinstance(values, dict):
+        values = decode(body)
+        if values.__class__ is not dict:
             continue
-        m = ts // MINUTE * MINUTE
-        h = ts // HOUR * HOUR
-        d = (ts + LOCAL_OFFSET_MS) // DAY * DAY - LOCAL_OFFSET_MS
+        m = ts - ts % MINUTE
         for field, v in values.items():
-            if v is None or v.__class__ is bool or not isinstance(v, int | float):
-                if v is True or v is False:
+            cls = v.__class__
+            if cls is not float and cls is not int:
+                if cls is bool:
                     v = int(v)  # a boolean rolls up as the share of time it was true
                 else:
                     continue
-            for key in ((device_id, field, "m", m), (device_id, field, "h", h), (device_id, field, "d", d)):
-                a = get(key)
-                if a is None:
-                    out[key] = [tenant_id, 1, v, v, v, v, ts]
-                else:
-                    a[1] += 1
-                    a[2] += v
-                    if v < a[3]:
-                        a[3] = v
-                    if v > a[4]:
-                        a[4] = v
-                    if ts >= a[6]:
-                        a[5] = v
-                        a[6] = ts
+            key = (device_id, field, "m", m)
+            a = get(key)
+            if a is None:
+                minutes[key] = [tenant_id, 1, v, v, v, v, ts]
+            else:
+                a[1] += 1
+                a[2] += v
+                if v < a[3]:
+                    a[3] = v
+                if v > a[4]:
+                    a[4] = v
+                if ts >= a[6]:
+                    a[5] = v
+                    a[6] = ts
+    out: Agg = dict(minutes)
+    for (device_id, field, _g, m), a in minutes.items():
+        for key in ((device_id, field, "h", m - m % HOUR),
+                    (device_id, field, "d", (m + LOCAL_OFFSET_MS) // DAY * DAY - LOCAL_OFFSET_MS)):
+            b = out.get(key)
+            if b is None:
+                out[key] = list(a)
+            else:
+                b[1] += a[1]
+                b[2] += a[2]
+                if a[3] < b[3]:
+                    b[3] = a[3]
+                if a[4] > b[4]:
+                    b[4] = a[4]
+                if a[6] >= b[6]:
+                    b[5] = a[5]
+                    b[6] = a[6]
     return out
 
 
@@ -183,9 +201,10 @@ def upsert_rollups(conn: Connection, aggregates: Agg, dialect: str) -> None:
         "last = CASE WHEN excluded.last_ts >= telemetry_rollup.last_ts THEN excluded.last ELSE telemetry_rollup.last END, "
         f"last_ts = {greatest}(telemetry_rollup.last_ts, excluded.last_ts)"
     )
-    # sorted, so that concurrent workers lock rollup rows in the same order (no deadlocks)
-    rows = [(k[0], k[1], k[2], k[3], a[0], a[1], float(a[2]), float(a[3]), float(a[4]), float(a[5]), a[6])
-            for k, a in sorted(aggregates.items(), key=lambda kv: kv[0])]
+    items = aggregates.items()
+    if dialect == "postgresql":  # concurrent workers lock rollup rows in the same order: no deadlocks
+        items = sorted(items, key=lambda kv: kv[0])  # type: ignore[assignment]
+    rows = [(*k, *a) for k, a in items]
     conn.exec_driver_sql(sql, rows)
 
 

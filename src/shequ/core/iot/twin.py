@@ -13,12 +13,12 @@ Conditions, worst first: alarm, fault, offline, maintenance, ok, unknown (never 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from shequ.core.iot.models import CONDITIONS
@@ -26,6 +26,14 @@ from shequ.core.iot.types import DeviceType, get_type
 
 if TYPE_CHECKING:
     from shequ.core.iot.pipeline import Accepted, Changes, DeviceInfo, PlaceTree
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder()
+
+
+def _dumps(value: Any) -> str:
+    return _enc.encode(value).decode()
+
 
 COUNT_COLUMNS = ("alarm", "fault", "offline", "maintenance", "ok", "unknown")
 _RANK = {c: i for i, c in enumerate(CONDITIONS)}
@@ -59,23 +67,36 @@ class _Pending:
     online: tuple[int, bool] | None
 
 
+def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run a query on the driver's own cursor: the hot path skips SQLAlchemy's result machinery."""
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, tuple(params))
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
 def _load_states(conn: Connection, ids: list[int], dialect: str) -> dict[int, tuple[Any, ...]]:
     out: dict[int, tuple[Any, ...]] = {}
+    p = _ph(dialect)
     lock = " FOR UPDATE" if dialect == "postgresql" else ""
-    stmt = text("SELECT device_id, attrs, reported_ms, seen_ms, online, condition, changed_ms FROM device_state "
-                f"WHERE device_id IN :ids ORDER BY device_id{lock}").bindparams(bindparam("ids", expanding=True))
     ids = sorted(ids)
-    for i in range(0, len(ids), 500):
-        for row in conn.execute(stmt, {"ids": ids[i:i + 500]}):
-            out[row[0]] = tuple(row)
+    for i in range(0, len(ids), 900):
+        part = ids[i:i + 900]
+        sql = ("SELECT device_id, attrs, reported_ms, seen_ms, online, condition, changed_ms FROM device_state "
+               f"WHERE device_id IN ({', '.join([p] * len(part))}) ORDER BY device_id{lock}")
+        for row in raw_rows(conn, sql, part):
+            out[row[0]] = row
     return out
 
 
 def _attrs(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
-    if isinstance(value, str):
-        return json.loads(value)
+    if isinstance(value, str | bytes):
+        decoded = _dec.decode(value)
+        return decoded if isinstance(decoded, dict) else {}
     return dict(value)
 
 
@@ -140,29 +161,29 @@ def apply_batch(conn: Connection, stored: Sequence[Accepted], changes: Changes, 
             if ts < reported and k in old_attrs:
                 continue  # an older message arriving late does not roll the twin back
             old = old_attrs.get(k)
-            if old is not None and _same(old, v):
+            if old is not None and (old == v and old.__class__ is v.__class__ or _same(old, v)):
                 continue
             attrs[k] = v
             spec = fields.get(k)
             if spec is not None and not spec.is_measure:
-                logs.append((dev.tenant_id, device_id, ts, k, json.dumps(v, ensure_ascii=False),
-                             None if old is None else json.dumps(old, ensure_ascii=False)))
+                logs.append((dev.tenant_id, device_id, ts, k, _dumps(v),
+                             None if old is None else _dumps(old)))
                 changes.state_changes.append((device_id, ts, k, v, old))
         online = True
         if p.online is not None and p.online[0] >= p.max_ts:
             online = p.online[1]
         ts_now = max(p.max_ts, reported)
         if online != was_online:
-            logs.append((dev.tenant_id, device_id, p.max_ts, "online", json.dumps(online),
-                         None if row is None else json.dumps(was_online)))
+            logs.append((dev.tenant_id, device_id, p.max_ts, "online", _dumps(online),
+                         None if row is None else _dumps(was_online)))
         cond = condition_for(dev.status, dev.type, attrs, online)
         if cond != old_cond:
-            logs.append((dev.tenant_id, device_id, p.max_ts, "condition", json.dumps(cond),
-                         None if old_cond is None else json.dumps(old_cond)))
+            logs.append((dev.tenant_id, device_id, p.max_ts, "condition", _dumps(cond),
+                         None if old_cond is None else _dumps(old_cond)))
             changes.conditions.append((device_id, p.max_ts, cond, old_cond or "unknown"))
             transitions.append((dev, p.max_ts, old_cond, cond))
             changed = p.max_ts
-        upserts.append((device_id, dev.tenant_id, dev.place_id, json.dumps(attrs, ensure_ascii=False),
+        upserts.append((device_id, dev.tenant_id, dev.place_id, _dumps(attrs),
                         ts_now, max(seen, p.seen), online, cond, changed))
     _upsert_states(conn, upserts, dialect)
     _log_changes(conn, logs, dialect)
@@ -228,7 +249,7 @@ def apply_transitions(conn: Connection, transitions: Iterable[tuple[DeviceInfo, 
         upserts.append((place_id, tenant_of[place_id], places.kind.get(place_id, ""), counts["devices"],
                         *(counts[c] for c in COUNT_COLUMNS), state, when[place_id]))
         logs.append((tenant_of[place_id], place_id, when[place_id], state,
-                     json.dumps({k: counts[k] for k in ("devices", *COUNT_COLUMNS)})))
+                     _dumps({k: counts[k] for k in ("devices", *COUNT_COLUMNS)})))
     _write_places(conn, upserts, logs, dialect)
 
 
@@ -279,14 +300,14 @@ def refresh_conditions(conn: Connection, device_ids: Sequence[int], now_ms: int,
         cond = condition_for(dev.status, dev.type, attrs, online) if row else (
             "maintenance" if dev.status == "maintenance" else "unknown")
         if online != was_online:
-            logs.append((dev.tenant_id, device_id, now_ms, "online", json.dumps(online), json.dumps(was_online)))
+            logs.append((dev.tenant_id, device_id, now_ms, "online", _dumps(online), _dumps(was_online)))
         if cond == old_cond and online == was_online:
             continue
         if cond != old_cond:
-            logs.append((dev.tenant_id, device_id, now_ms, "condition", json.dumps(cond),
-                         None if old_cond is None else json.dumps(old_cond)))
+            logs.append((dev.tenant_id, device_id, now_ms, "condition", _dumps(cond),
+                         None if old_cond is None else _dumps(old_cond)))
             transitions.append((dev, now_ms, old_cond, cond))
-        upserts.append((device_id, dev.tenant_id, dev.place_id, json.dumps(attrs, ensure_ascii=False),
+        upserts.append((device_id, dev.tenant_id, dev.place_id, _dumps(attrs),
                         row[2] if row else 0, row[3] if row else 0, online, cond,
                         now_ms if cond != old_cond else (row[6] if row else 0)))
     _upsert_states(conn, upserts, dialect)
@@ -359,10 +380,10 @@ def rebuild_place_states(conn: Connection, tenant_id: int, now_ms: int) -> int:
         state = worst(dict(c))
         upserts.append((place_id, tenant_id, places.kind.get(place_id, ""), *values, state, now_ms))
         logs.append((tenant_id, place_id, now_ms, state,
-                     json.dumps({k: c[k] for k in ("devices", *COUNT_COLUMNS)})))
+                     _dumps({k: c[k] for k in ("devices", *COUNT_COLUMNS)})))
     gone = [pid for pid in existing if pid not in counts]
     for pid in gone:
-        logs.append((tenant_id, pid, now_ms, "unknown", json.dumps(dict.fromkeys(("devices", *COUNT_COLUMNS), 0))))
+        logs.append((tenant_id, pid, now_ms, "unknown", _dumps(dict.fromkeys(("devices", *COUNT_COLUMNS), 0))))
     if gone:
         conn.execute(text("DELETE FROM place_state WHERE place_id IN :ids").bindparams(
             bindparam("ids", expanding=True)), {"ids": gone})

@@ -111,6 +111,11 @@ class DeviceType:
 
     def __post_init__(self) -> None:
         self.fields_by_name.update({f.name: f for f in self.telemetry})
+        # the hot path's view of each field: (is a number, min, max, may be a float, spec)
+        object.__setattr__(self, "_fast", {
+            f.name: (f.is_measure, f.min, f.max, f.type == "float", f) for f in self.telemetry})
+        object.__setattr__(self, "_judged", tuple(
+            (f.name, f.alarm_values, f.fault_values) for f in self.telemetry if f.alarm_values or f.fault_values))
         self.events_by_name.update({e.name: e for e in self.events})
         self.commands_by_name.update({c.name: c for c in self.commands})
 
@@ -120,14 +125,18 @@ class DeviceType:
 
     def check_values(self, values: Mapping[str, Any]) -> str | None:
         """Telemetry and status values: every field known and of its type (partial sets allowed)."""
-        fields = self.fields_by_name
+        fast = self._fast  # type: ignore[attr-defined]
         for name, value in values.items():
-            spec = fields.get(name)
-            if spec is None:
+            f = fast.get(name)
+            if f is None:
                 return f"{name}: not a telemetry field of {self.code}"
             if value is None:
                 continue
-            problem = spec.check(value)
+            cls = value.__class__
+            if f[0] and (cls is int or (cls is float and f[3])) and value - value == 0 \
+                    and (f[1] is None or value >= f[1]) and (f[2] is None or value <= f[2]):
+                continue  # a number in range (value - value == 0 rules out NaN and infinities)
+            problem = f[4].check(value)
             if problem:
                 return problem
         return None
@@ -135,15 +144,14 @@ class DeviceType:
     def condition_of(self, values: Mapping[str, Any]) -> str:
         """ok, alarm or fault, from the state fields that declare alarm or fault values."""
         worst = "ok"
-        for spec in self.telemetry:
-            if spec.alarm_values or spec.fault_values:
-                v = values.get(spec.name)
-                if v is None:
-                    continue
-                if v in spec.alarm_values:
-                    return "alarm"
-                if v in spec.fault_values:
-                    worst = "fault"
+        for name, alarm_values, fault_values in self._judged:  # type: ignore[attr-defined]
+            v = values.get(name)
+            if v is None:
+                continue
+            if v in alarm_values:
+                return "alarm"
+            if v in fault_values:
+                worst = "fault"
         return worst
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d34871f3192e
+Revision ID: 85d54a210b1b
 Revises: 
-Create Date: 2026-11-28 14:08:24.555891
+Create Date: 2026-11-28 14:16:35.563366
 """
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def upgrade() -> None:
     sa.Column('max', sa.Float(), nullable=False),
     sa.Column('last', sa.Float(), nullable=False),
     sa.Column('last_ts', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('device_id', 'field', 'grain', 'start')
+    sa.PrimaryKeyConstraint('device_id', 'field', 'grain', 'start'),
+    sqlite_with_rowid=False
     )
     op.create_table('tenant',
     sa.Column('id', sa.Integer(), nullable=False),
