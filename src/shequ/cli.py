@@ -86,6 +86,9 @@ def seed(
     upgrade()
     report = run_seed(scale=scale, seed=seed, tenant_code=tenant or get_settings().default_tenant,
                       progress=sys.stderr.isatty(), reset=reset)
+    from shequ.sim.demo import prepare_devices
+
+    report.counts["device"] = prepare_devices(tenant_id=report.tenant_id, scale=scale, seed=seed)
     table = Table(title=f"江川路街道 synthetic data ({scale}, seed {seed})")
     table.add_column("kind")
     table.add_column("count", justify="right")
@@ -224,6 +227,7 @@ def demo(
     scale: Annotated[str, typer.Option(help="small | full")] = "full",
     port: Annotated[int | None, typer.Option()] = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="prepare only")] = False,
+    no_simulator: Annotated[bool, typer.Option("--no-simulator", help="devices stay quiet")] = False,
 ) -> None:
     """Migrate, generate the demo subdistrict (once), create demo accounts, print them, serve."""
     from shequ.core.migrate import upgrade
@@ -241,6 +245,12 @@ def demo(
     console.print(table)
     console.print(f"打开 open [bold]{url}[/bold]")
     if not no_serve:
+        if not no_simulator:
+            from shequ.sim.demo import start_live
+
+            start_live(settings.default_tenant)
+            console.print("设备模拟器已启动 the device simulator is running "
+                          f"({'MQTT ' + settings.mqtt_url if settings.mqtt_url else 'in-process'})")
         serve(host=None, port=port)
 
 
@@ -421,3 +431,47 @@ def bench_ingest(
 
     run(messages=messages, devices=devices, batch=batch, mqtt=mqtt, db_url=db_url, latency_rate=latency_rate,
         latency_seconds=latency_seconds, as_json=as_json, console=console)
+
+
+@twin_app.command("export-cityjson")
+def twin_export_cityjson(
+    out: Annotated[Path, typer.Option("--out", help="file to write (.city.json)")],
+    committee: Annotated[int | None, typer.Option("--committee", help="only this committee's buildings")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Export the community model (LoD1 buildings from footprints and floors) as CityJSON 2.0."""
+    from shequ.core.iot.cityjson import write_cityjson
+    from shequ.db import session_scope
+
+    tenant_id = _tenant_id(tenant)
+    with session_scope(tenant_id=tenant_id, actor="cli") as session:
+        n = write_cityjson(session, out, committee_id=committee)
+    console.print(f"{n} buildings → {out}")
+
+
+@app.command()
+def simulate(
+    transport: Annotated[str, typer.Option(help="inproc | http | mqtt")] = "inproc",
+    url: Annotated[str | None, typer.Option(help="server URL (http) or broker URL (mqtt; default SHEQU_MQTT_URL)")] = None,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+    duration: Annotated[float | None, typer.Option(help="real seconds to run (default: until Ctrl-C)")] = None,
+    inject: Annotated[list[str] | None, typer.Option(help="anomaly kind[@device code], repeatable")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    tenant: TenantOpt = None,
+) -> None:
+    """Drive every device of the demo subdistrict with day/night patterns; inject anomalies."""
+    from shequ.sim.simulate import simulate_command
+
+    settings = get_settings()
+    if transport == "mqtt":
+        url = url or settings.mqtt_url
+    elif transport == "http":
+        url = url or f"http://{settings.host}:{settings.port}"
+    try:
+        result = simulate_command(tenant_code=tenant or settings.default_tenant, transport=transport, url=url,
+                                  speed=speed, duration_s=duration, inject=inject or [], seed=seed,
+                                  echo=console.print)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(result)

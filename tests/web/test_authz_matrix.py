@@ -247,6 +247,10 @@ def expand(world: World, method: str, template: str) -> list[Call]:
                 values[name] = "person"
             elif name == "what":
                 values[name] = "conflicts"
+            elif name == "type_code":
+                values[name] = "smoke_detector"
+            elif name in ("command_id", "letter_id"):
+                values[name] = "1"
             elif name == "role":
                 values[name] = "committee"
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -39,6 +41,23 @@ def _accounts(grid: Place | None, committee: Place | None, compound: Place | Non
     ]
 
 
+def prepare_devices(*, tenant_id: int, scale: str, seed: int) -> int:
+    """Place the demo devices (once) and count them into the twin's places; returns how many."""
+    from shequ.core.iot.models import Device
+    from shequ.core.iot.pipeline import now_ms
+    from shequ.core.iot.twin import rebuild_place_states
+    from shequ.db import get_engine
+    from shequ.sim.devices import seed_devices
+
+    with session_scope(tenant_id=tenant_id) as session:
+        count = session.scalar(select(func.count()).select_from(Device)) or 0
+    if not count:
+        count = seed_devices(tenant_id=tenant_id, seed=seed, scale=scale)["devices"]
+        with get_engine().begin() as conn:
+            rebuild_place_states(conn, tenant_id, now_ms())
+    return count
+
+
 def prepare_demo(*, scale: str = "full", seed: int = 1, progress: bool = False) -> list[DemoAccount]:
     """Seed the demo tenant unless it already has people, then make sure the demo users exist."""
     from shequ.core.iam.service import create_user
@@ -54,6 +73,8 @@ def prepare_demo(*, scale: str = "full", seed: int = 1, progress: bool = False) 
             populated = (session.scalar(select(func.count()).select_from(Person)) or 0) > 0
     if not populated:
         tenant_id = run_seed(scale=scale, seed=seed, tenant_code=code, progress=progress).tenant_id
+    assert tenant_id is not None
+    prepare_devices(tenant_id=tenant_id, scale=scale, seed=seed)
 
     accounts = []
     with session_scope(tenant_id=tenant_id, actor="demo") as session:
@@ -72,3 +93,31 @@ def prepare_demo(*, scale: str = "full", seed: int = 1, progress: bool = False) 
                             display_name=display, scope=scope)
             accounts.append(DemoAccount(username, DEMO_PASSWORD, role, f"{display} — {note}"))
     return accounts
+
+
+def start_live(tenant_code: str, *, speed: float = 1.0) -> threading.Event:
+    """The demo's devices come alive: the simulator in a background thread feeds the pipeline
+    in-process, or — with SHEQU_MQTT_URL set — publishes to the broker, where a worker thread
+    of this process consumes. Returns the event that stops them."""
+    from shequ.core.iot.worker import Worker
+    from shequ.db import get_engine
+    from shequ.sim.simulate import Simulator
+
+    stop = threading.Event()
+    url = get_settings().mqtt_url
+    if url:
+        worker = Worker(get_engine(), url, f"shequ-demo-worker-{tenant_code}")
+        worker.stop = stop
+        threading.Thread(target=worker.run, name="shequ-worker", daemon=True).start()
+        sim = Simulator(tenant_code, transport="mqtt", url=url, speed=speed)
+    else:
+        sim = Simulator(tenant_code, transport="inproc", speed=speed, engine=get_engine())
+
+    def run() -> None:
+        try:
+            sim.run(None, stop)
+        except Exception:  # the server stays up; the log says why the devices went quiet
+            logging.getLogger(__name__).exception("the simulator stopped")
+
+    threading.Thread(target=run, name="shequ-simulator", daemon=True).start()
+    return stop

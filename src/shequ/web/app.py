@@ -89,17 +89,23 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
     from shequ.core.places import routes as places_routes
     from shequ.core.registry import routes as registry_routes
     from shequ.web.routes import api as api_routes
+    from shequ.web.routes import iot as iot_routes
     from shequ.web.routes import pages as page_routes
+    from shequ.web.routes import twin as twin_routes
 
     app.include_router(api_routes.router, prefix=API)
     app.include_router(iam_routes.api, prefix=API)
     app.include_router(audit_routes.api, prefix=API)
     app.include_router(places_routes.api, prefix=API)
     app.include_router(registry_routes.api, prefix=API)
+    app.include_router(twin_routes.api, prefix=API)
+    app.include_router(iot_routes.api, prefix=API)
+    app.include_router(iot_routes.metrics_router)
     app.include_router(page_routes.router)
     app.include_router(audit_routes.pages)
     app.include_router(places_routes.pages)
     app.include_router(registry_routes.pages)
+    app.include_router(iot_routes.pages)
     for spec in load_scenarios().scenarios.values():
         if spec.router is not None:
             app.include_router(spec.router)

@@ -46,15 +46,20 @@ EXPORT = "registry.export"
 UNMASK = "pii.unmask"
 MANAGE_USERS = "users.manage"
 AUDIT_READ = "audit.read"
+DEVICE_READ = "device.read"
+DEVICE_MANAGE = "device.manage"
+DEVICE_COMMAND = "device.command"
+DEAD_LETTERS = "iot.dead_letters"
 _STAFF = frozenset({READ, EXPORT})
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.ADMIN: frozenset({READ, IMPORT, EXPORT, UNMASK, MANAGE_USERS, AUDIT_READ}),
-    Role.LEADER: frozenset({READ, EXPORT, UNMASK, AUDIT_READ}),
-    Role.DISPATCHER: frozenset({READ, IMPORT, EXPORT, UNMASK}),
-    Role.DEPARTMENT: _STAFF | {IMPORT},
-    Role.GRID_WORKER: _STAFF,
-    Role.COMMITTEE: _STAFF | {IMPORT, UNMASK},
-    Role.PROPERTY: frozenset({READ}),
+    Role.ADMIN: frozenset({READ, IMPORT, EXPORT, UNMASK, MANAGE_USERS, AUDIT_READ,
+                           DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS}),
+    Role.LEADER: frozenset({READ, EXPORT, UNMASK, AUDIT_READ, DEVICE_READ}),
+    Role.DISPATCHER: frozenset({READ, IMPORT, EXPORT, UNMASK, DEVICE_READ, DEVICE_COMMAND, DEAD_LETTERS}),
+    Role.DEPARTMENT: _STAFF | {IMPORT, DEVICE_READ},
+    Role.GRID_WORKER: _STAFF | {DEVICE_READ},
+    Role.COMMITTEE: _STAFF | {IMPORT, UNMASK, DEVICE_READ},
+    Role.PROPERTY: frozenset({READ, DEVICE_READ}),
     Role.RESIDENT: frozenset(),
     Role.DEVICE: frozenset(),
     Role.API_CLIENT: frozenset({READ, IMPORT, EXPORT}),
@@ -66,7 +71,16 @@ PERMISSION_LABELS: dict[str, tuple[str, str]] = {
     UNMASK: ("查看完整个人信息", "unmask personal data"),
     MANAGE_USERS: ("管理用户与权限", "manage users and permissions"),
     AUDIT_READ: ("查看审计日志", "read the audit log"),
+    DEVICE_READ: ("查看物联设备", "read devices and their state"),
+    DEVICE_MANAGE: ("管理设备凭证与维护状态", "manage device credentials and maintenance"),
+    DEVICE_COMMAND: ("向设备下发命令", "send commands to devices"),
+    DEAD_LETTERS: ("查看死信报文", "read dead-lettered device messages"),
 }
+# Codes added after tenants already existed (issue 4). A tenant whose role_permission table
+# predates a code gets that code's defaults once, on first use; a marker row (role
+# ``SEEN_MARKER``) remembers it, so an administrator's later removal sticks.
+ADDED_CODES: tuple[str, ...] = (DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS)
+SEEN_MARKER = "_defaults"
 
 _hasher = PasswordHasher()
 # verified against when the user does not exist, so that both paths take the same time
@@ -88,9 +102,13 @@ def known_permissions() -> list[str]:
     return sorted(PERMISSION_LABELS)
 
 
-def _install_defaults(session: Session, tenant_id: int) -> None:
+def _install_defaults(session: Session, tenant_id: int, codes: frozenset[str] | None = None) -> None:
+    """The default grants of every code (or only of ``codes``), with their markers."""
     rows = [{"tenant_id": tenant_id, "role": role.value, "permission": code}
-            for role in Role for code in sorted(PERMISSIONS.get(role, frozenset()))]
+            for role in Role for code in sorted(PERMISSIONS.get(role, frozenset()))
+            if codes is None or code in codes]
+    rows += [{"tenant_id": tenant_id, "role": SEEN_MARKER, "permission": code}
+             for code in ADDED_CODES if codes is None or code in codes]
     try:
         with session.begin_nested():
             session.execute(insert(RolePermission), rows)
@@ -112,9 +130,16 @@ def role_permissions(*, session: Session, tenant_id: int | None = None) -> dict[
     if not rows:
         _install_defaults(session, tenant_id)
         rows = session.execute(stmt, execution_options={"all_tenants": True}).all()
+    else:
+        seen = {code for role, code in rows if role == SEEN_MARKER}
+        missing = frozenset(ADDED_CODES) - seen
+        if missing:  # a tenant older than these codes: their defaults, once
+            _install_defaults(session, tenant_id, missing)
+            rows = session.execute(stmt, execution_options={"all_tenants": True}).all()
     table: dict[str, set[str]] = {role.value: set() for role in Role}
     for role, code in rows:
-        table.setdefault(role, set()).add(code)
+        if role != SEEN_MARKER:
+            table.setdefault(role, set()).add(code)
     out = {role: frozenset(codes) for role, codes in table.items()}
     _permission_cache[tenant_id] = out
     return out

@@ -69,7 +69,7 @@ class DeviceState(Base):
     __tablename__ = "device_state"
 
     device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(Integer, index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
     place_id: Mapped[int | None] = mapped_column(Integer, index=True)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attribute → latest value
     reported_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # device time of the latest message
@@ -86,7 +86,7 @@ class TwinChange(Base):
     __table_args__ = (Index("ix_twin_change_device", "device_id", "attr", "ts"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(Integer, index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
     device_id: Mapped[int] = mapped_column(Integer)
     ts: Mapped[int] = mapped_column(BigInteger)
     attr: Mapped[str] = mapped_column(String(60))  # a state field, or "condition"
@@ -100,7 +100,7 @@ class PlaceState(Base):
     __tablename__ = "place_state"
 
     place_id: Mapped[int] = mapped_column(ForeignKey("place.id", ondelete="CASCADE"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(Integer, index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     devices: Mapped[int] = mapped_column(Integer, default=0)
     alarm: Mapped[int] = mapped_column(Integer, default=0)
@@ -120,7 +120,7 @@ class PlaceStateChange(Base):
     __table_args__ = (Index("ix_place_state_change_place", "place_id", "ts"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(Integer, index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
     place_id: Mapped[int] = mapped_column(Integer)
     ts: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(12))
@@ -137,7 +137,7 @@ class Telemetry(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(Integer)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     device_id: Mapped[int] = mapped_column(Integer)
     ts: Mapped[int] = mapped_column(BigInteger)  # device time, epoch ms
     msg_id: Mapped[str] = mapped_column(String(64))
@@ -156,7 +156,7 @@ class TelemetryRollup(Base):
     field: Mapped[str] = mapped_column(String(60), primary_key=True)
     grain: Mapped[str] = mapped_column(String(1), primary_key=True)
     start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch ms of the bucket start (UTC)
-    tenant_id: Mapped[int] = mapped_column(Integer)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     n: Mapped[int] = mapped_column(Integer)
     sum: Mapped[float] = mapped_column(Float)
     min: Mapped[float] = mapped_column(Float)
@@ -182,7 +182,7 @@ class DeadLetter(Base):
     __table_args__ = (Index("ix_dead_letter_tenant_time", "tenant_id", "received_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int | None] = mapped_column(Integer)  # unknown when the tenant is
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))  # None: unknown tenant
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     transport: Mapped[str] = mapped_column(String(10))  # mqtt | http | inproc
     topic: Mapped[str] = mapped_column(String(300), default="")

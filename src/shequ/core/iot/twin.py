@@ -72,7 +72,7 @@ def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[An
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cur.execute(sql, tuple(params))
-        return cur.fetchall()
+        return list(cur.fetchall())
     finally:
         cur.close()
 
