@@ -69,7 +69,7 @@ class DeviceState(Base):
     __tablename__ = "device_state"
 
     device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(Integer, index=True)  # goes with its device
     place_id: Mapped[int | None] = mapped_column(Integer, index=True)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attribute → latest value
     reported_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # device time of the latest message
@@ -100,7 +100,7 @@ class PlaceState(Base):
     __tablename__ = "place_state"
 
     place_id: Mapped[int] = mapped_column(ForeignKey("place.id", ondelete="CASCADE"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(Integer, index=True)  # goes with its place
     kind: Mapped[str] = mapped_column(String(20))
     devices: Mapped[int] = mapped_column(Integer, default=0)
     alarm: Mapped[int] = mapped_column(Integer, default=0)

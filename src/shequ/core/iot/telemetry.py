@@ -111,9 +111,11 @@ def refresh_rollups(engine: Engine, limit: int = 500_000) -> int:
         if last is None or last >= horizon:
             return 0
         upto = min(horizon, last + limit)
-        rows = conn.execute(text(
-            "SELECT tenant_id, device_id, ts, body FROM telemetry WHERE id > :a AND id <= :b AND kind = 't'"),
-            {"a": last, "b": upto}).all()
+        from shequ.core.iot.twin import raw_rows
+
+        p = _ph(dialect)
+        rows = raw_rows(conn, "SELECT tenant_id, device_id, ts, body FROM telemetry "
+                              f"WHERE id > {p} AND id <= {p} AND kind = 't'", (last, upto))
         aggregates = aggregate(rows)
         upsert_rollups(conn, aggregates, dialect)
         conn.execute(text("UPDATE ingest_mark SET value = :v, updated_ms = :t WHERE name = :n"),

@@ -185,10 +185,27 @@ def apply_batch(conn: Connection, stored: Sequence[Accepted], changes: Changes, 
             changed = p.max_ts
         upserts.append((device_id, dev.tenant_id, dev.place_id, _dumps(attrs),
                         ts_now, max(seen, p.seen), online, cond, changed))
-    _upsert_states(conn, upserts, dialect)
+    _write_states(conn, upserts, states, dialect)
     _log_changes(conn, logs, dialect)
     if transitions:
         apply_transitions(conn, transitions, places, dialect)
+
+
+def _write_states(conn: Connection, rows: list[tuple[Any, ...]], existing: dict[int, Any] | set[int],
+                  dialect: str) -> None:
+    """UPDATE the rows that exist (by primary key: cheaper than an upsert), INSERT the others."""
+    if not rows:
+        return
+    old = [r for r in rows if r[0] in existing]
+    if len(old) < len(rows):
+        _upsert_states(conn, [r for r in rows if r[0] not in existing], dialect)
+    if old:
+        p = _ph(dialect)
+        attrs = p if dialect == "sqlite" else f"CAST({p} AS JSON)"
+        conn.exec_driver_sql(
+            f"UPDATE device_state SET tenant_id = {p}, place_id = {p}, attrs = {attrs}, reported_ms = {p}, "
+            f"seen_ms = {p}, online = {p}, condition = {p}, changed_ms = {p} WHERE device_id = {p}",
+            [(*r[1:], r[0]) for r in old])
 
 
 def _upsert_states(conn: Connection, rows: list[tuple[Any, ...]], dialect: str) -> None:

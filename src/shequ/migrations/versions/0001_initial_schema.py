@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: bbf6fae7ee9a
+Revision ID: 9340181bfddd
 Revises: 
-Create Date: 2026-11-28 14:25:42.115158
+Create Date: 2026-11-28 14:28:16.677371
 """
 from __future__ import annotations
 
@@ -394,7 +394,6 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=12), nullable=False),
     sa.Column('ts', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['place_id'], ['place.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('place_id')
     )
     with op.batch_alter_table('place_state', schema=None) as batch_op:
@@ -604,7 +603,6 @@ def upgrade() -> None:
     sa.Column('condition', sa.String(length=12), nullable=False),
     sa.Column('changed_ms', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('device_id')
     )
     with op.batch_alter_table('device_state', schema=None) as batch_op:
