@@ -13,4 +13,5 @@ SHEQU_VAR_DIR="$tmp" SHEQU_DATABASE_URL="sqlite:///$tmp/m.db" .venv/bin/python -
 f=$(ls src/shequ/migrations/versions/*_initial_schema.py)
 mv "$f" src/shequ/migrations/versions/0001_initial_schema.py
 sed -i "s/^revision = .*/revision = '0001'/" src/shequ/migrations/versions/0001_initial_schema.py
+.venv/bin/ruff check --fix -q src/shequ/migrations/versions/0001_initial_schema.py || true
 echo "regenerated src/shequ/migrations/versions/0001_initial_schema.py"

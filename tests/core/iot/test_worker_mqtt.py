@@ -36,10 +36,10 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
-def start_worker(url: str, client_id: str) -> subprocess.Popen[bytes]:
+def start_worker(url: str, client_id: str, batch_max: int = 500) -> subprocess.Popen[bytes]:
     code = "from shequ.cli import app; app()"
     return subprocess.Popen(
-        [sys.executable, "-c", code, "worker", "--mqtt-url", url, "--id", client_id, "--batch-max", "500",
+        [sys.executable, "-c", code, "worker", "--mqtt-url", url, "--id", client_id, "--batch-max", str(batch_max),
          "--no-sweeps"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -91,9 +91,10 @@ def test_a_worker_killed_halfway_loses_nothing_and_stores_nothing_twice(world: I
     devices = ["WM-301", "SD-301", "SD-302", "DM-301"]
     fields = {"WM-301": ("flow_lpm", 1.5), "SD-301": ("temperature_c", 21.0), "SD-302": ("temperature_c", 22.0),
               "DM-301": ("open", False)}
-    worker = start_worker(broker.url, "test-worker-1")
+    worker = start_worker(broker.url, "test-worker-1", batch_max=100)
     try:
         wait_subscribed(world, broker, worker)
+        worker.send_signal(signal.SIGSTOP)  # frozen while everything is published: the kill lands mid-stream
 
         t0 = now_ms() - n
         messages = []
@@ -103,11 +104,14 @@ def test_a_worker_killed_halfway_loses_nothing_and_stores_nothing_twice(world: I
             body = {"id": f"m{i}", "ts": t0 + i, "v": {name: value}, "tk": world.tokens[dev]}
             messages.append((f"shequ/{world.tenant_code}/{dev}/telemetry", json.dumps(body).encode()))
         publish(world, broker.url, messages)
-        wait_for(lambda: stored(world.engine, world.tenant_id) >= n // 2, 60, "half of the messages", worker)
+        worker.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while stored(world.engine, world.tenant_id) < 2_000:  # some batches committed (and acked)
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker made no progress"
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         halfway = stored(world.engine, world.tenant_id)
-        assert halfway < n + 1, "the worker was killed too late to test anything"
+        assert 2_000 <= halfway < n + 1, "the worker was killed too late to test anything"
 
         worker = start_worker(broker.url, "test-worker-1")  # same id: its session kept the rest
         wait_for(lambda: stored(world.engine, world.tenant_id) >= n + 1, 60, "every message", worker)

@@ -338,7 +338,8 @@ class Pipeline:
         outcomes: list[Outcome] = [Outcome("accepted")] * len(batch)
         dead: list[tuple[int, Inbound, str, str, DeviceInfo | None]] = []
         good: list[tuple[int, Accepted]] = []
-        with self.engine.begin() as conn:
+        # IMMEDIATE on SQLite: this transaction reads before it writes, and another process may write
+        with self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             self.devices.ensure(conn, {(i.tenant, i.device) for i in batch
                                        if i.device_id is None and i.tenant and i.device},
                                 ids={i.device_id for i in batch if i.device_id is not None})

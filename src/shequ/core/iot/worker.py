@@ -129,10 +129,12 @@ class Worker:
                     self._loop(client)
                 finally:
                     client.close()
-            except (MqttError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - broker gone, database busy or down: nothing was acked
                 if self.stop.is_set():
                     break
-                log.warning("worker %s: %s; reconnecting in %.1f s", self.client_id, exc, backoff)
+                # unacknowledged messages come again after the reconnect (persistent session)
+                log.warning("worker %s: %s; reconnecting in %.1f s", self.client_id, exc, backoff,
+                            exc_info=not isinstance(exc, MqttError | OSError))
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, 10)
 
