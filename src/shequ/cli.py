@@ -340,6 +340,7 @@ def worker(
     metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus /metrics on this port")] = None,
     stats: Annotated[Path | None, typer.Option(help="write totals and latencies here on exit (benchmarks)")] = None,
     no_sweeps: Annotated[bool, typer.Option("--no-sweeps", help="leave periodic sweeps to other workers")] = False,
+    group: Annotated[str, typer.Option(help="shared-subscription group of the workers that split the load")] = "shequ",
 ) -> None:
     """Consume device messages from MQTT (shared subscription) through the ingest pipeline."""
     import logging
@@ -354,7 +355,7 @@ def worker(
         raise typer.Exit(2)
     run_worker(url=url, client_id=client_id or f"shequ-worker-{socket.gethostname()}",
                batch_max=batch_max, batch_wait_ms=batch_wait_ms, stats_path=stats,
-               metrics_port=metrics_port, sweeps=not no_sweeps)
+               metrics_port=metrics_port, sweeps=not no_sweeps, group=group)
 
 
 @app.command()

@@ -116,7 +116,7 @@ def _pct(values: list[float], p: float) -> float:
 
 def bench_inprocess(engine: Any, tenant: str, devs: list[Any], messages: int, batch: int) -> dict[str, Any]:
     from shequ.core.iot.pipeline import Inbound, Pipeline, now_ms
-    from shequ.core.iot.telemetry import refresh_rollups
+    from shequ.core.iot.telemetry import catch_up_rollups
 
     rng = random.Random(1)
     payloads = _payloads(devs, messages, uuid.uuid4().hex[:6], now_ms() - messages // 100, rng)
@@ -131,7 +131,7 @@ def bench_inprocess(engine: Any, tenant: str, devs: list[Any], messages: int, ba
         result = pipeline.process(inbound)
         accepted += result.accepted
         latencies.append((time.perf_counter() - t_in) * 1000)
-    refresh_rollups(engine)  # the rollups caught up: part of the cost
+    catch_up_rollups(engine)  # the rollups caught up: part of the cost
     seconds = time.perf_counter() - started
     return {"messages": messages, "accepted": accepted, "seconds": round(seconds, 3),
             "per_second": round(accepted / seconds), "batch": batch,
@@ -139,13 +139,17 @@ def bench_inprocess(engine: Any, tenant: str, devs: list[Any], messages: int, ba
 
 
 def _start_workers(url: str, n: int, stats_dir: Path, batch: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    # a share group per run: the persistent sessions of an earlier run's workers would keep
+    # taking their share of the messages (queued for them) after those workers are gone
+    group = f"bench{uuid.uuid4().hex[:6]}"
     out = []
     for w in range(n):
         stats = stats_dir / f"worker{w}-{uuid.uuid4().hex[:6]}.json"
         proc = subprocess.Popen(
             [sys.executable, "-c", "from shequ.cli import app; app()", "worker", "--mqtt-url", url,
              "--id", f"bench-{uuid.uuid4().hex[:6]}", "--batch-max", str(batch), "--stats", str(stats),
-             "--no-sweeps"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--no-sweeps", "--group", group], env=dict(os.environ), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
         out.append((proc, stats))
     return out
 

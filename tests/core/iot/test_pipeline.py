@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from shequ.core.iot.pipeline import Inbound, Pipeline, now_ms
-from shequ.core.iot.telemetry import history, refresh_rollups
+from shequ.core.iot.telemetry import catch_up_rollups, history
 from tests.iot_fixtures import IotWorld, world_fixture
 
 
@@ -134,7 +134,7 @@ def test_rollups_per_minute_hour_and_day_follow_the_raw_data(world: IotWorld) ->
     values = [(base + i * 20_000, float(i)) for i in range(9)]  # 3 minutes × 3 readings
     p.process([msg(world, "WM-301", "telemetry", {"id": f"r{i}", "ts": ts, "v": {"flow_lpm": v}})
                for i, (ts, v) in enumerate(values)])
-    refresh_rollups(world.engine)
+    catch_up_rollups(world.engine)
     with world.engine.connect() as conn:
         minutes = history(conn, wm, "flow_lpm", base, base + 179_999, grain="m")["points"]
         hours = history(conn, wm, "flow_lpm", base, base + 3_599_999, grain="h")["points"]
@@ -146,7 +146,7 @@ def test_rollups_per_minute_hour_and_day_follow_the_raw_data(world: IotWorld) ->
     assert [r["v"] for r in raw] == [v for _, v in values]
     # a late message for the first minute updates its rollup (no double counting of the others)
     p.process([msg(world, "WM-301", "telemetry", {"id": "late", "ts": base + 1, "v": {"flow_lpm": 10.0}})])
-    refresh_rollups(world.engine)
+    catch_up_rollups(world.engine)
     with world.engine.connect() as conn:
         first = history(conn, wm, "flow_lpm", base, base + 59_999, grain="m")["points"][0]
         hour = history(conn, wm, "flow_lpm", base, base + 3_599_999, grain="h")["points"][0]

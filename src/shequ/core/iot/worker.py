@@ -193,7 +193,8 @@ def _sent_ms(payload: bytes) -> int:
 
 
 def run_worker(*, url: str, client_id: str, batch_max: int | None = None, batch_wait_ms: int | None = None,
-               stats_path: Path | None = None, metrics_port: int | None = None, sweeps: bool = True) -> None:
+               stats_path: Path | None = None, metrics_port: int | None = None, sweeps: bool = True,
+               group: str = SHARE_GROUP) -> None:
     """The `shequ worker` command: runs until SIGTERM/SIGINT, then writes the stats file if asked."""
     from shequ.db import get_engine
 
@@ -205,7 +206,7 @@ def run_worker(*, url: str, client_id: str, batch_max: int | None = None, batch_
         start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
     stats = WorkerStats(record_latency=stats_path is not None)
     worker = Worker(get_engine(), url, client_id, batch_max=batch_max, batch_wait_ms=batch_wait_ms,
-                    stats=stats, sweeps=sweeps)
+                    stats=stats, sweeps=sweeps, group=group)
 
     def stop(*_: Any) -> None:
         worker.stop.set()
