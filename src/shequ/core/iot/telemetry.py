@@ -51,8 +51,9 @@ def append(conn: Connection, items: Sequence[Accepted], dialect: str) -> tuple[l
         with conn.begin_nested():
             _insert(conn, rows, dialect)
         return list(items), []
-    except IntegrityError:
-        pass
+    except Exception as exc:  # a duplicate (SQLAlchemy's IntegrityError, or psycopg's from COPY)
+        if not (isinstance(exc, IntegrityError) or getattr(exc, "sqlstate", None) == "23505"):
+            raise
     existing = _existing(conn, items)
     keep = [i for i, a in enumerate(items) if (a.device.id, a.msg_id) not in existing]
     dups = [i for i, a in enumerate(items) if (a.device.id, a.msg_id) in existing]
@@ -69,6 +70,15 @@ def _row(a: Accepted) -> tuple[Any, ...]:
 
 
 def _insert(conn: Connection, rows: list[tuple[Any, ...]], dialect: str) -> None:
+    if dialect == "postgresql":  # COPY: several times faster than row inserts
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cur.copy("COPY telemetry (tenant_id, device_id, ts, msg_id, kind, name, body) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cur.close()
+        return
     p = _ph(dialect)
     conn.exec_driver_sql(
         f"INSERT INTO telemetry (tenant_id, device_id, ts, msg_id, kind, name, body) "
@@ -219,7 +229,20 @@ def upsert_rollups(conn: Connection, aggregates: Agg, dialect: str) -> None:
     if dialect == "postgresql":  # concurrent workers lock rollup rows in the same order: no deadlocks
         items = sorted(items, key=lambda kv: kv[0])  # type: ignore[assignment]
     rows = [(*k, *a) for k, a in items]
+    if dialect == "postgresql":  # one statement over arrays instead of a statement per row
+        cols = [list(c) for c in zip(*rows, strict=True)]
+        for i in (6, 7, 8, 9):  # sum, min, max, last: one element type per array
+            cols[i] = [float(x) for x in cols[i]]
+        conn.exec_driver_sql(_pg_rollup_sql(sql), tuple(cols))
+        return
     conn.exec_driver_sql(sql, rows)
+
+
+def _pg_rollup_sql(sql: str) -> str:
+    head, tail = sql.split(" VALUES ", 1)
+    conflict = tail[tail.index(" ON CONFLICT"):]
+    return (head + " SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[], "
+            "%s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::bigint[])" + conflict)
 
 
 # --- reading ------------------------------------------------------------------------------------

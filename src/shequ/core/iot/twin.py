@@ -199,9 +199,17 @@ def _write_states(conn: Connection, rows: list[tuple[Any, ...]], existing: dict[
     old = [r for r in rows if r[0] in existing]
     if len(old) < len(rows):
         _upsert_states(conn, [r for r in rows if r[0] not in existing], dialect)
-    if old:
+    if old and dialect == "postgresql":  # one statement over arrays instead of a statement per row
+        cols = [list(c) for c in zip(*old, strict=True)]
+        conn.exec_driver_sql(
+            "UPDATE device_state AS s SET tenant_id = v.tenant_id, place_id = v.place_id, attrs = v.attrs::json, "
+            "reported_ms = v.reported_ms, seen_ms = v.seen_ms, online = v.online, condition = v.condition, "
+            "changed_ms = v.changed_ms FROM unnest(%s::int[], %s::int[], %s::int[], %s::text[], %s::bigint[], "
+            "%s::bigint[], %s::bool[], %s::text[], %s::bigint[]) AS v(device_id, tenant_id, place_id, attrs, "
+            "reported_ms, seen_ms, online, condition, changed_ms) WHERE s.device_id = v.device_id", tuple(cols))
+    elif old:
         p = _ph(dialect)
-        attrs = p if dialect == "sqlite" else f"CAST({p} AS JSON)"
+        attrs = p
         conn.exec_driver_sql(
             f"UPDATE device_state SET tenant_id = {p}, place_id = {p}, attrs = {attrs}, reported_ms = {p}, "
             f"seen_ms = {p}, online = {p}, condition = {p}, changed_ms = {p} WHERE device_id = {p}",
