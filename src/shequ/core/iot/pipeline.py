@@ -311,7 +311,7 @@ class Pipeline:
     """Stateless but for caches: any process (web, worker, demo) can run one over the same database."""
 
     def __init__(self, engine: Engine, *, max_age_s: int | None = None, max_skew_s: int | None = None,
-                 rollup_every_s: float = 0.5) -> None:
+                 rollup_every_s: float = 1.0) -> None:
         settings = get_settings()
         self.engine = engine
         self.dialect = engine.dialect.name

@@ -112,8 +112,8 @@ def bucket(ts: int, grain: str) -> int:
 def refresh_rollups(engine: Engine, limit: int | None = None) -> int:
     """Roll up the telemetry committed since the watermark; returns how far the watermark moved.
 
-    Without ``limit`` a call takes a quarter of the backlog, at least 5,000 rows: small steps
-    keep the pause they cause in the ingest short, and a backlog still shrinks geometrically."""
+    A call takes at most ``limit`` rows (default 200,000), so that a long backlog (after an
+    outage) is worked off in transactions of bounded size."""
     dialect = engine.dialect.name
     with engine.connect() as conn, conn.begin():
         if dialect == "postgresql":
@@ -123,7 +123,7 @@ def refresh_rollups(engine: Engine, limit: int | None = None) -> int:
         last = _claim_mark(conn, ROLLUP_MARK, dialect)
         if last is None or last >= horizon:
             return 0
-        step = limit if limit is not None else max(5_000, (horizon - last) // 4)
+        step = limit if limit is not None else 200_000
         upto = min(horizon, last + step)
         from shequ.core.iot.twin import raw_rows
 

@@ -86,7 +86,7 @@ class Worker:
         self.batch_max = batch_max or settings.ingest_batch_max
         self.batch_wait = (batch_wait_ms if batch_wait_ms is not None else settings.ingest_batch_wait_ms) / 1000
         self.group = group
-        self.pipeline = Pipeline(engine)
+        self.pipeline = Pipeline(engine, rollup_every_s=-1)  # rollups run in their own thread
         self.stats = stats or WorkerStats()
         self.stop = threading.Event()
         self.periodic: list[Periodic] = []
@@ -118,7 +118,21 @@ class Worker:
         client.subscribe(subscriptions(self.group))
         return client
 
+    def _rollups(self) -> None:
+        """Keep the rollups up to date beside the ingest (its own connection and transactions),
+        so that the ingest never waits for them."""
+        from shequ.core.iot.telemetry import refresh_rollups
+
+        while not self.stop.is_set():
+            try:
+                while refresh_rollups(self.engine) and not self.stop.is_set():
+                    pass
+            except Exception:  # noqa: BLE001 - retried on the next round
+                log.exception("rollup refresh failed")
+            self.stop.wait(1.0)
+
     def run(self) -> None:
+        threading.Thread(target=self._rollups, name="shequ-rollups", daemon=True).start()
         backoff = 0.5
         while not self.stop.is_set():
             try:
