@@ -20,6 +20,7 @@ the device token travels in ``tk``; over HTTP in the Authorization header.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -195,6 +196,8 @@ class DeviceCache:
     )
 
     def _info(self, row: Sequence[Any], now: float) -> DeviceInfo:
+        # spread the expiry, so that devices loaded together are not all reloaded in one batch
+        now -= random.uniform(0, self.ttl / 2)
         dtype = get_type(row[4])
         areas = tuple(x for x in (row[9], row[10], row[11], row[12]) if x is not None)
         return DeviceInfo(
