@@ -65,7 +65,7 @@ def test_a_smoke_alarm_shows_in_the_list_and_the_device_answers_a_command(
     page.wait_for_url(re.compile(rf".*/iot/devices/{device_id}.*"))
     page.reload()
     assert page.locator("table.commands [data-status]").first.get_attribute("data-status") == "acked"
-    assert not page.console_errors
+    assert page.console_errors == []
 
 
 def test_a_rotated_token_is_shown_once(page: Any, site: Site, alarmed: tuple[int, str]) -> None:

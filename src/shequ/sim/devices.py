@@ -33,9 +33,8 @@ from sqlalchemy import Connection, Table, and_, delete, select
 from shequ.core.iot.credentials import PREFIX, token_digest
 from shequ.db import session_scope, utcnow
 from shequ.sim import store
+from shequ.sim.seed import AREA_KEYS, ancestry
 
-AREA_KEYS = ("grid_id", "committee_id", "compound_id", "building_id")
-OWN_KEY = {"grid": "grid_id", "committee": "committee_id", "compound": "compound_id", "building": "building_id"}
 ELDERLY_TAGS = ("elderly_alone", "solitary_elderly")
 CATERING = "住宿和餐饮业"
 PORTS_PER_PILE = 10
@@ -86,14 +85,6 @@ TYPE_LABELS = {
 
 def _rng(seed: int, phase: str) -> random.Random:
     return random.Random(f"jiangchuan/{seed}/devices/{phase}")
-
-
-def _ancestry(place: dict[str, Any]) -> dict[str, Any]:
-    out = {k: place[k] for k in AREA_KEYS}
-    own = OWN_KEY.get(place["kind"])
-    if own:
-        out[own] = place["id"]
-    return out
 
 
 def _metres(lon0: float, lat0: float, lon1: float, lat1: float) -> tuple[float, float]:
@@ -168,7 +159,7 @@ class _Plan:
             "vendor": rng.choice(VENDORS[type_code]), "status": "active", "attrs": attrs or {},
             "token_hash": None, "token_hint": None, "token_issued_at": None, "token_revoked_at": None,
             "offline_after_s": None, "maintenance_note": None, "place_id": place["id"],
-            **_ancestry(place),
+            **ancestry(place),
         }
         self.next_id += 1
         self.rows.append(row)
