@@ -5,12 +5,14 @@ Appending: one multi-row insert per batch; the unique (device, msg_id) index dro
 when the insert hits one, the batch's existing ids are looked up and only the rest inserted.
 
 Rollups per minute, hour and day (``telemetry_rollup``: n, sum, min, max, last) are brought up
-to date from the raw rows after each batch, at most once per ``rollup_every_s``, in their own
-transaction, up to a watermark (``ingest_mark`` 'rollup' = the last telemetry id rolled up).
-Raw rows are read once more, but in bulk, so a device that reports many times a second costs
-one upsert per field and bucket, not one per message. On PostgreSQL, ids are handed out
-before commit, so the step first takes a SHARE lock on the table for an instant: every
-transaction that holds an id below the horizon has then committed. Day buckets are local
+to date from the raw rows, in their own transaction, up to a watermark (``ingest_mark``
+'rollup' = the last telemetry id rolled up): by workers in a thread beside the ingest, by an
+in-process pipeline after a batch at most once a second. The aggregation runs inside the
+database (SQLite's json_each, PostgreSQL's jsonb_each, GROUP BY), so a device that reports many
+times between two refreshes costs one upsert per field and bucket, and no Python per message.
+On PostgreSQL, ids are handed out before commit, so the step first takes a SHARE lock on the
+table for an instant: every transaction that holds an id below the horizon has then committed.
+Day buckets are local
 (Asia/Shanghai) days; minute and hour buckets are the same in UTC and in China time.
 """
 
@@ -125,16 +127,66 @@ def refresh_rollups(engine: Engine, limit: int | None = None) -> int:
             return 0
         step = limit if limit is not None else 200_000
         upto = min(horizon, last + step)
-        from shequ.core.iot.twin import raw_rows
-
-        p = _ph(dialect)
-        rows = raw_rows(conn, "SELECT tenant_id, device_id, ts, body FROM telemetry "
-                              f"WHERE id > {p} AND id <= {p} AND kind = 't'", (last, upto))
-        aggregates = aggregate(rows)
-        upsert_rollups(conn, aggregates, dialect)
+        rollup_in_sql(conn, last, upto, dialect)
         conn.execute(text("UPDATE ingest_mark SET value = :v, updated_ms = :t WHERE name = :n"),
                      {"v": upto, "t": int(time.time() * 1000), "n": ROLLUP_MARK})
         return upto - last
+
+
+# The rollup runs inside the database (JSON functions, GROUP BY): no Python per message, and in a
+# worker no contention with the ingest thread for the interpreter. Step one aggregates the raw
+# range per minute into a temporary table; step two merges minutes, hours and days from it.
+# "last" is the value at the latest ts: SQLite packs ts and value into one sortable string,
+# PostgreSQL orders an array.
+_SQLITE_MINUTES = """
+INSERT INTO temp.rollup_batch
+SELECT device_id, key, ts / 60000 * 60000, min(tenant_id), count(*), sum(v), min(v), max(v),
+       CAST(substr(max(printf('%015d %.17g', ts, v)), 17) AS REAL), max(ts)
+FROM (SELECT t.device_id, t.tenant_id, t.ts, j.key,
+             CASE j.type WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE j.value END AS v
+      FROM telemetry t, json_each(t.body) j
+      WHERE t.id > ? AND t.id <= ? AND t.kind = 't' AND j.type IN ('integer', 'real', 'true', 'false'))
+GROUP BY device_id, key, ts / 60000 * 60000
+"""
+_PG_MINUTES = """
+INSERT INTO rollup_batch
+SELECT device_id, key, ts / 60000 * 60000, min(tenant_id), count(*), sum(v), min(v), max(v),
+       (array_agg(v ORDER BY ts DESC))[1], max(ts)
+FROM (SELECT t.device_id, t.tenant_id, t.ts, j.key,
+             CASE jsonb_typeof(j.value) WHEN 'boolean' THEN (CASE WHEN j.value = 'true'::jsonb THEN 1 ELSE 0 END)::float8
+                  ELSE (j.value #>> '{}')::float8 END AS v
+      FROM telemetry t, jsonb_each(t.body::jsonb) j
+      WHERE t.id > %s AND t.id <= %s AND t.kind = 't' AND jsonb_typeof(j.value) IN ('number', 'boolean')) x
+GROUP BY device_id, key, ts / 60000 * 60000
+"""
+_BUCKETS = {"m": "start", "h": "start / 3600000 * 3600000",
+            "d": f"(start + {LOCAL_OFFSET_MS}) / {DAY} * {DAY} - {LOCAL_OFFSET_MS}"}
+
+
+def rollup_in_sql(conn: Connection, after_id: int, upto_id: int, dialect: str) -> None:
+    sqlite = dialect == "sqlite"
+    table = "temp.rollup_batch" if sqlite else "rollup_batch"
+    conn.exec_driver_sql(
+        f"CREATE {'TEMP ' if sqlite else 'TEMPORARY '}TABLE IF NOT EXISTS {'rollup_batch'} (device_id INTEGER, "
+        "field TEXT, start BIGINT, tenant_id INTEGER, n INTEGER, sum DOUBLE PRECISION, min DOUBLE PRECISION, "
+        "max DOUBLE PRECISION, last DOUBLE PRECISION, last_ts BIGINT)")
+    conn.exec_driver_sql(f"DELETE FROM {table}")
+    conn.exec_driver_sql(_SQLITE_MINUTES if sqlite else _PG_MINUTES, (after_id, upto_id))
+    least, greatest = ("min", "max") if sqlite else ("LEAST", "GREATEST")
+    last = ("CAST(substr(max(printf('%015d %.17g', last_ts, last)), 17) AS REAL)" if sqlite
+            else "(array_agg(last ORDER BY last_ts DESC))[1]")
+    for grain, bucket_sql in _BUCKETS.items():
+        order = "" if sqlite else " ORDER BY 1, 2, 4"  # the same lock order in every worker
+        conn.exec_driver_sql(
+            "INSERT INTO telemetry_rollup (device_id, field, grain, start, tenant_id, n, sum, min, max, last, last_ts) "
+            f"SELECT device_id, field, '{grain}', {bucket_sql} AS b, min(tenant_id), sum(n), sum(sum), min(min), "
+            f"max(max), {last}, max(last_ts) FROM {table} WHERE true GROUP BY device_id, field, b{order} "
+            "ON CONFLICT (device_id, field, grain, start) DO UPDATE SET "
+            "n = telemetry_rollup.n + excluded.n, sum = telemetry_rollup.sum + excluded.sum, "
+            f"min = {least}(telemetry_rollup.min, excluded.min), max = {greatest}(telemetry_rollup.max, excluded.max), "
+            "last = CASE WHEN excluded.last_ts >= telemetry_rollup.last_ts THEN excluded.last "
+            "ELSE telemetry_rollup.last END, "
+            f"last_ts = {greatest}(telemetry_rollup.last_ts, excluded.last_ts)")
 
 
 def catch_up_rollups(engine: Engine) -> int:
@@ -155,94 +207,6 @@ def _claim_mark(conn: Connection, name: str, dialect: str) -> int | None:
     conn.exec_driver_sql("INSERT OR IGNORE INTO ingest_mark (name, value, updated_ms) VALUES (?, 0, 0)", (name,))
     value = conn.exec_driver_sql("SELECT value FROM ingest_mark WHERE name = ?", (name,)).scalar()
     return int(value or 0)
-
-
-Agg = dict[tuple[int, str, str, int], list[Any]]  # (device, field, grain, start) → [tenant, n, sum, min, max, last, last_ts]
-
-
-def aggregate(rows: Sequence[Any]) -> Agg:
-    """Minute aggregates from the raw rows, then hours and days from the minutes."""
-    minutes: Agg = {}
-    get = minutes.get
-    decode = _json.decode
-    for tenant_id, device_id, ts, body in rows:
-        values = decode(body)
-        if values.__class__ is not dict:
-            continue
-        m = ts - ts % MINUTE
-        for field, v in values.items():
-            cls = v.__class__
-            if cls is not float and cls is not int:
-                if cls is bool:
-                    v = int(v)  # a boolean rolls up as the share of time it was true
-                else:
-                    continue
-            key = (device_id, field, "m", m)
-            a = get(key)
-            if a is None:
-                minutes[key] = [tenant_id, 1, v, v, v, v, ts]
-            else:
-                a[1] += 1
-                a[2] += v
-                if v < a[3]:
-                    a[3] = v
-                if v > a[4]:
-                    a[4] = v
-                if ts >= a[6]:
-                    a[5] = v
-                    a[6] = ts
-    out: Agg = dict(minutes)
-    for (device_id, field, _g, m), a in minutes.items():
-        for key in ((device_id, field, "h", m - m % HOUR),
-                    (device_id, field, "d", (m + LOCAL_OFFSET_MS) // DAY * DAY - LOCAL_OFFSET_MS)):
-            b = out.get(key)
-            if b is None:
-                out[key] = list(a)
-            else:
-                b[1] += a[1]
-                b[2] += a[2]
-                if a[3] < b[3]:
-                    b[3] = a[3]
-                if a[4] > b[4]:
-                    b[4] = a[4]
-                if a[6] >= b[6]:
-                    b[5] = a[5]
-                    b[6] = a[6]
-    return out
-
-
-def upsert_rollups(conn: Connection, aggregates: Agg, dialect: str) -> None:
-    if not aggregates:
-        return
-    p = _ph(dialect)
-    least, greatest = ("min", "max") if dialect == "sqlite" else ("LEAST", "GREATEST")
-    sql = (
-        "INSERT INTO telemetry_rollup (device_id, field, grain, start, tenant_id, n, sum, min, max, last, last_ts) "
-        f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}) "
-        "ON CONFLICT (device_id, field, grain, start) DO UPDATE SET "
-        "n = telemetry_rollup.n + excluded.n, sum = telemetry_rollup.sum + excluded.sum, "
-        f"min = {least}(telemetry_rollup.min, excluded.min), max = {greatest}(telemetry_rollup.max, excluded.max), "
-        "last = CASE WHEN excluded.last_ts >= telemetry_rollup.last_ts THEN excluded.last ELSE telemetry_rollup.last END, "
-        f"last_ts = {greatest}(telemetry_rollup.last_ts, excluded.last_ts)"
-    )
-    items = aggregates.items()
-    if dialect == "postgresql":  # concurrent workers lock rollup rows in the same order: no deadlocks
-        items = sorted(items, key=lambda kv: kv[0])  # type: ignore[assignment]
-    rows = [(*k, *a) for k, a in items]
-    if dialect == "postgresql":  # one statement over arrays instead of a statement per row
-        cols = [list(c) for c in zip(*rows, strict=True)]
-        for i in (6, 7, 8, 9):  # sum, min, max, last: one element type per array
-            cols[i] = [float(x) for x in cols[i]]
-        conn.exec_driver_sql(_pg_rollup_sql(sql), tuple(cols))
-        return
-    conn.exec_driver_sql(sql, rows)
-
-
-def _pg_rollup_sql(sql: str) -> str:
-    head, tail = sql.split(" VALUES ", 1)
-    conflict = tail[tail.index(" ON CONFLICT"):]
-    return (head + " SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[], "
-            "%s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::bigint[])" + conflict)
 
 
 # --- reading ------------------------------------------------------------------------------------
