@@ -156,16 +156,15 @@ def apply_batch(conn: Connection, stored: Sequence[Accepted], changes: Changes, 
             old_attrs = _attrs(row[1])
             reported, seen, was_online, old_cond, changed = row[2], row[3], bool(row[4]), row[5], row[6]
         attrs = dict(old_attrs)
-        fields = dev.type.fields_by_name if dev.type else {}
+        states_of_type = dev.type.state_fields if dev.type else frozenset()
         for k, (ts, v) in p.values.items():
             if ts < reported and k in old_attrs:
                 continue  # an older message arriving late does not roll the twin back
             old = old_attrs.get(k)
-            if old is not None and (old == v and old.__class__ is v.__class__ or _same(old, v)):
-                continue
+            if old is not None and old == v and (old.__class__ is v.__class__ or _same(old, v)):
+                continue  # reported again: not a change
             attrs[k] = v
-            spec = fields.get(k)
-            if spec is not None and not spec.is_measure:
+            if k in states_of_type:
                 logs.append((dev.tenant_id, device_id, ts, k, _dumps(v),
                              None if old is None else _dumps(old)))
                 changes.state_changes.append((device_id, ts, k, v, old))

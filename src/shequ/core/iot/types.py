@@ -106,6 +106,7 @@ class DeviceType:
     placed_at: tuple[str, ...] = ()  # place kinds it is usually placed at
     scenario: str | None = None  # the scenario package that brought it (None: kernel)
     fields_by_name: dict[str, FieldSpec] = field(default_factory=dict, compare=False, repr=False)
+    state_fields: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     events_by_name: dict[str, EventSpec] = field(default_factory=dict, compare=False, repr=False)
     commands_by_name: dict[str, CommandSpec] = field(default_factory=dict, compare=False, repr=False)
 
@@ -114,6 +115,7 @@ class DeviceType:
         # the hot path's view of each field: (is a number, min, max, may be a float, spec)
         object.__setattr__(self, "_fast", {
             f.name: (f.is_measure, f.min, f.max, f.type == "float", f) for f in self.telemetry})
+        object.__setattr__(self, "state_fields", frozenset(f.name for f in self.telemetry if not f.is_measure))
         object.__setattr__(self, "_judged", tuple(
             (f.name, f.alarm_values, f.fault_values) for f in self.telemetry if f.alarm_values or f.fault_values))
         self.events_by_name.update({e.name: e for e in self.events})
