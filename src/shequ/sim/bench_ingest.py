@@ -222,11 +222,14 @@ def bench_mqtt(engine: Any, url: str, tenant: str, tenant_id: int, devs: list[An
     stats = [json.loads(path.read_text()) for _, path in procs if path.exists()]
     last = max(s["last_commit_ms"] for s in stats)
     latencies = [x for s in stats for x in s["latencies_ms"]]
+    batch_ms = [x for s in stats for x in s.get("batch_ms", [])]
     seconds = (last - started_ms) / 1000
     return {"messages": messages, "workers": workers, "rate": rate, "seconds": round(seconds, 3),
             "per_second": round(messages / seconds), "publish_per_second": round(messages / published_s),
             "per_worker": [s["accepted"] for s in stats], "batches": sum(s["batches"] for s in stats),
             "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99),
+            "batch_p50_ms": _pct(batch_ms, 50), "batch_max_ms": max(batch_ms, default=0.0),
+            "batch_slowest_ms": sorted(batch_ms)[-8:],
             "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None}
 
 

@@ -117,20 +117,47 @@ def refresh_rollups(engine: Engine, limit: int | None = None) -> int:
     A call takes at most ``limit`` rows (default 200,000), so that a long backlog (after an
     outage) is worked off in transactions of bounded size."""
     dialect = engine.dialect.name
+    step = limit if limit is not None else 200_000
+    if dialect == "sqlite":
+        return _refresh_sqlite(engine, step)
     with engine.connect() as conn, conn.begin():
-        if dialect == "postgresql":
-            conn.exec_driver_sql("LOCK TABLE telemetry IN SHARE MODE")
+        conn.exec_driver_sql("LOCK TABLE telemetry IN SHARE MODE")
         horizon = conn.exec_driver_sql("SELECT max(id) FROM telemetry").scalar() or 0
-    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+    with engine.connect() as conn, conn.begin():
         last = _claim_mark(conn, ROLLUP_MARK, dialect)
         if last is None or last >= horizon:
             return 0
-        step = limit if limit is not None else 200_000
         upto = min(horizon, last + step)
-        rollup_in_sql(conn, last, upto, dialect)
-        conn.execute(text("UPDATE ingest_mark SET value = :v, updated_ms = :t WHERE name = :n"),
-                     {"v": upto, "t": int(time.time() * 1000), "n": ROLLUP_MARK})
+        _stage_minutes(conn, last, upto, dialect)
+        _merge_grains(conn, dialect)
+        _set_mark(conn, upto)
         return upto - last
+
+
+def _refresh_sqlite(engine: Engine, step: int) -> int:
+    """SQLite has one writer at a time: the scan and the per-minute grouping run in a read
+    transaction (into a temporary table, which needs no write lock on the database), and only the
+    merge into the rollups holds the write lock — the ingest waits for that part only."""
+    with engine.connect() as conn:
+        with conn.begin():
+            horizon = conn.exec_driver_sql("SELECT max(id) FROM telemetry").scalar() or 0
+            last = conn.exec_driver_sql("SELECT value FROM ingest_mark WHERE name = ?", (ROLLUP_MARK,)).scalar() or 0
+            if last >= horizon:
+                return 0
+            upto = min(horizon, last + step)
+            _stage_minutes(conn, last, upto, "sqlite")
+        conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            if _claim_mark(conn, ROLLUP_MARK, "sqlite") != last:
+                return 0  # another process rolled this range up meanwhile
+            _merge_grains(conn, "sqlite")
+            _set_mark(conn, upto)
+        return upto - last
+
+
+def _set_mark(conn: Connection, upto: int) -> None:
+    conn.execute(text("UPDATE ingest_mark SET value = :v, updated_ms = :t WHERE name = :n"),
+                 {"v": upto, "t": int(time.time() * 1000), "n": ROLLUP_MARK})
 
 
 # The rollup runs inside the database (JSON functions, GROUP BY): no Python per message, and in a
@@ -163,15 +190,19 @@ _BUCKETS = {"m": "start", "h": "start / 3600000 * 3600000",
             "d": f"(start + {LOCAL_OFFSET_MS}) / {DAY} * {DAY} - {LOCAL_OFFSET_MS}"}
 
 
-def rollup_in_sql(conn: Connection, after_id: int, upto_id: int, dialect: str) -> None:
+def _stage_minutes(conn: Connection, after_id: int, upto_id: int, dialect: str) -> None:
     sqlite = dialect == "sqlite"
-    table = "temp.rollup_batch" if sqlite else "rollup_batch"
     conn.exec_driver_sql(
-        f"CREATE {'TEMP ' if sqlite else 'TEMPORARY '}TABLE IF NOT EXISTS {'rollup_batch'} (device_id INTEGER, "
+        f"CREATE {'TEMP ' if sqlite else 'TEMPORARY '}TABLE IF NOT EXISTS rollup_batch (device_id INTEGER, "
         "field TEXT, start BIGINT, tenant_id INTEGER, n INTEGER, sum DOUBLE PRECISION, min DOUBLE PRECISION, "
         "max DOUBLE PRECISION, last DOUBLE PRECISION, last_ts BIGINT)")
-    conn.exec_driver_sql(f"DELETE FROM {table}")
+    conn.exec_driver_sql("DELETE FROM temp.rollup_batch" if sqlite else "DELETE FROM rollup_batch")
     conn.exec_driver_sql(_SQLITE_MINUTES if sqlite else _PG_MINUTES, (after_id, upto_id))
+
+
+def _merge_grains(conn: Connection, dialect: str) -> None:
+    sqlite = dialect == "sqlite"
+    table = "temp.rollup_batch" if sqlite else "rollup_batch"
     least, greatest = ("min", "max") if sqlite else ("LEAST", "GREATEST")
     last = ("CAST(substr(max(printf('%015d %.17g', last_ts, last)), 17) AS REAL)" if sqlite
             else "(array_agg(last ORDER BY last_ts DESC))[1]")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from shequ.config import get_settings
 from shequ.core.iot.mqtt import Message, MqttClient, MqttError
@@ -67,12 +67,14 @@ class WorkerStats:
     batches: int = 0
     first_commit_ms: int = 0
     last_commit_ms: int = 0
+    batch_ms: list[float] = field(default_factory=list)  # processing time of each batch
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps({
             "accepted": self.accepted, "duplicates": self.duplicates, "dead": self.dead,
             "batches": self.batches, "first_commit_ms": self.first_commit_ms,
             "last_commit_ms": self.last_commit_ms, "latencies_ms": self.latencies,
+            "batch_ms": self.batch_ms,
         }))
 
 
@@ -88,6 +90,10 @@ class Worker:
         self.batch_wait = (batch_wait_ms if batch_wait_ms is not None else settings.ingest_batch_wait_ms) / 1000
         self.group = group
         self.pipeline = Pipeline(engine, rollup_every_s=-1)  # rollups run in their own thread
+        if engine.dialect.name == "sqlite":
+            # checkpoints run in the rollup thread (PASSIVE: they never block the ingest)
+            event.listen(engine, "connect", _no_autocheckpoint)
+            engine.dispose()  # connections made before this point would still checkpoint
         self.stats = stats or WorkerStats()
         self.stop = threading.Event()
         self.periodic: list[Periodic] = []
@@ -124,13 +130,19 @@ class Worker:
         so that the ingest never waits for them."""
         from shequ.core.iot.telemetry import refresh_rollups
 
+        sqlite = self.engine.dialect.name == "sqlite"
         while not self.stop.is_set():
             try:
                 while refresh_rollups(self.engine) and not self.stop.is_set():
                     pass
+                if sqlite:  # the WAL is copied back here, not in the middle of an ingest commit
+                    with self.engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
             except Exception:  # noqa: BLE001 - retried on the next round
                 log.exception("rollup refresh failed")
-            self.stop.wait(1.0)
+            # often and small: the merge holds SQLite's write lock, and a short hold is a short
+            # wait for the ingest (under load the loop above runs back to back anyway)
+            self.stop.wait(0.25)
 
     def run(self) -> None:
         gc.freeze()  # what start-up built stays out of the collector's way (shorter GC pauses)
@@ -183,6 +195,7 @@ class Worker:
         s.first_commit_ms = s.first_commit_ms or result.committed_ms
         s.last_commit_ms = result.committed_ms
         if s.record_latency:
+            s.batch_ms.append(round(result.seconds * 1000, 1))
             for inb, outcome in zip(batch, result.outcomes, strict=True):
                 if outcome.status == "accepted":
                     ts = _sent_ms(inb.payload)
@@ -199,6 +212,10 @@ class Worker:
                     p.fn()
                 except Exception:  # a sweep failing must not stop the ingest
                     log.exception("periodic task %s failed", p.fn.__name__)
+
+
+def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def _sent_ms(payload: bytes) -> int:
