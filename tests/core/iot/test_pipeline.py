@@ -173,3 +173,25 @@ def test_events_and_status_reach_the_change_handlers(world: IotWorld) -> None:
     assert [(d, t) for d, _ts, t, _data in changes.events] == [(ec, "ebike_detected")]
     assert (sd, "alarm") in [(d, new) for d, _ts, new, _old in changes.conditions]
     assert [(d, a, v) for d, _ts, a, v, _old in changes.state_changes] == [(sd, "smoke", True)]
+
+
+def test_booleans_roll_up_as_a_share_of_true_and_days_are_china_days(world: IotWorld) -> None:
+    from shequ.core.iot.telemetry import HOUR
+
+    p = Pipeline(world.engine, rollup_every_s=-1)
+    dm = world.devices["DM-301"].id
+    # 23:30 and 23:45 China time on one day, 00:15 on the next (UTC+8): two local days
+    midnight_cn = (now_ms() + 8 * HOUR) // (24 * HOUR) * (24 * HOUR) - 8 * HOUR
+    times = [midnight_cn - 30 * 60_000, midnight_cn - 15 * 60_000, midnight_cn + 15 * 60_000]
+    if times[-1] > now_ms():  # keep every reading in the past
+        times = [t - 24 * HOUR for t in times]
+        midnight_cn -= 24 * HOUR
+    p.process([msg(world, "DM-301", "telemetry", {"id": f"b{i}", "ts": ts, "v": {"open": v}})
+               for i, (ts, v) in enumerate(zip(times, [True, False, True], strict=True))])
+    catch_up_rollups(world.engine)
+    with world.engine.connect() as conn:
+        days = history(conn, dm, "open", midnight_cn - 24 * HOUR, midnight_cn + HOUR, grain="d")["points"]
+        late = history(conn, dm, "open", times[0], times[1], grain="h")["points"]
+    assert [(d["t"], d["n"]) for d in days] == [(midnight_cn - 24 * HOUR, 2), (midnight_cn, 1)]
+    assert days[0]["avg"] == 0.5 and days[0]["last"] == 0.0  # open half of the time, closed last
+    assert late[0]["n"] == 2
