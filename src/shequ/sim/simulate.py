@@ -565,6 +565,12 @@ class Simulator:
         if dev.ports[p] and dev.ports[p] == data["end"]:  # not a session stopped and replaced since
             self._stop_port(dev, t, p)
 
+    def _stop_ports(self, dev: SimDevice, t: float) -> None:
+        """End every charging session still running on a pile (power cut, stop command)."""
+        for p in range(len(dev.ports)):
+            if dev.ports[p] > t:
+                self._stop_port(dev, t, p)
+
     def _stop_port(self, dev: SimDevice, t: float, p: int) -> None:
         energy = self._energy(dev, p, t)
         price = int(dev.attrs.get("price_fen_per_kwh", 100))
@@ -852,9 +858,7 @@ class Simulator:
         if c == "charging_pile":
             if name == "stop_charging":
                 dev.disabled = True
-                for p in range(len(dev.ports)):
-                    if dev.ports[p] > t:
-                        self._stop_port(dev, t, p)
+                self._stop_ports(dev, t)
                 self._set(dev, t, charging=False, power_w=0.0, current_a=0.0)
                 return True, {"charging": False}, ""
             dev.disabled = False
@@ -864,9 +868,7 @@ class Simulator:
             self._set(dev, t, power_on=on, **({} if on else {"current_a": 0.0}))
             if not on:
                 for pile in self._site_piles(dev):
-                    for p in range(len(pile.ports)):
-                        if pile.ports[p] > t:
-                            self._stop_port(pile, t, p)
+                    self._stop_ports(pile, t)
             return True, {"power_on": on}, ""
         if c == "parking_gate":
             is_open = name == "open_gate"
