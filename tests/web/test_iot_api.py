@@ -207,6 +207,26 @@ def test_rotate_refuses_the_old_token_and_revoke_refuses_all(site: Site) -> None
                   headers=_device_auth(new)).status_code == 401
 
 
+def test_refused_requests_from_one_address_are_kept_only_up_to_a_cap(site: Site) -> None:
+    from shequ.core.iot import service as iot_service
+
+    c = site.client
+    window = iot_service._bad_token_window
+    window.counts.clear()
+    window.clock = lambda: 60.0 * 29_000_000  # one minute throughout, whatever the real clock does
+    try:
+        cap = iot_service.BAD_TOKEN_KEEP_PER_MINUTE
+        for n in range(cap + 10):
+            r = c.post(f"{API}/ingest", json={"messages": [_telemetry(n, smoke=False)]},
+                       headers=_device_auth(f"sqd_guess_{n}"))
+            assert r.status_code == 401  # every one is refused
+        letters = c.get(f"{API}/dead-letters", params={"reason": "bad_token"}, headers=site.auth("admin")).json()
+        assert letters["total"] == cap  # but only the first ones of the minute are stored
+    finally:
+        window.clock = time.time
+        window.counts.clear()
+
+
 def test_mixed_batch_stores_the_good_and_dead_letters_the_bad_by_index(site: Site) -> None:
     c = site.client
     now = int(time.time() * 1000)

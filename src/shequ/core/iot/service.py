@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -260,18 +261,46 @@ def payload_text(payload: bytes) -> str:
     return bytes(payload or b"").decode("utf-8", errors="replace")
 
 
+BAD_TOKEN_KEEP_PER_MINUTE = 30
+
+
+class _Window:
+    """How many refused requests each address had in the current minute (per process)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.minute = 0
+        self.counts: dict[str, int] = {}
+
+    def allow(self, address: str, limit: int) -> bool:
+        minute = int(self.clock() // 60)
+        if minute != self.minute:
+            self.minute, self.counts = minute, {}
+        n = self.counts.get(address, 0) + 1
+        self.counts[address] = n
+        return n <= limit
+
+
+_bad_token_window = _Window()
+
+
 def store_bad_token(conn: Connection, *, tenant_id: int | None, payload: bytes, detail: str,
-                    transport: str = "http") -> None:
-    """A message whose token names no device: kept as a dead letter of the tenant it came to."""
+                    transport: str = "http", address: str = "") -> bool:
+    """A message whose token names no device: kept as a dead letter of the tenant it came to —
+    at most ``BAD_TOKEN_KEEP_PER_MINUTE`` a minute from one address, so that anyone able to reach
+    the endpoint cannot fill the store; the rest are only counted. Returns whether it was kept."""
     from shequ.core.iot import metrics
 
+    metrics.MESSAGES.labels(transport, "dead").inc()
+    metrics.DEAD.labels("bad_token").inc()
+    if not _bad_token_window.allow(address, BAD_TOKEN_KEEP_PER_MINUTE):
+        return False
     conn.execute(insert(DeadLetter), [{
         "tenant_id": tenant_id, "received_at": utcnow(), "transport": transport, "topic": "",
         "device_code": None, "device_id": None, "reason": "bad_token", "detail": detail[:500],
         "payload": bytes(payload[:65536]),
     }])
-    metrics.MESSAGES.labels(transport, "dead").inc()
-    metrics.DEAD.labels("bad_token").inc()
+    return True
 
 
 def store_bad_messages(conn: Connection, *, tenant_id: int, device_id: int, device_code: str,

@@ -383,8 +383,11 @@ async def ingest(request: Request, session: SessionDep) -> Any:
     conn = session.connection()
     device = pipeline.devices.by_token(conn, token) if token else None
     if device is None:
+        from shequ.web.deps import client_ip
+
         service.store_bad_token(conn, tenant_id=session.info.get("tenant_id"), payload=body,
-                                detail="no device token" if not token else "the token names no device")
+                                detail="no device token" if not token else "the token names no device",
+                                address=client_ip(request))
         return JSONResponse({"detail": "需要有效的设备令牌 (a valid device token is required)"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
     try:
