@@ -77,6 +77,8 @@ class MqttClient:
         self.unacked: set[int] = set()  # our QoS 1 publishes not yet acknowledged by the broker
         self.session_present = False
         self._last_send = 0.0
+        self._pending_out: list[bytes] = []  # publishes encoded with flush=False, sent by flush()
+        self._last_pid = 0
 
     # --- connection ------------------------------------------------------------------------
     def connect(self, timeout: float = 10.0) -> None:
@@ -143,12 +145,7 @@ class MqttClient:
             self._pending_out.append(data)
         return self._last_pid
 
-    _pending_out: list[bytes]
-    _last_pid = 0
-
     def encode_publish(self, topic: str, payload: bytes, qos: int = 1) -> bytes:
-        if not hasattr(self, "_pending_out"):
-            self._pending_out = []
         body = _str(topic)
         if qos:
             pid = self._packet_id()
@@ -159,7 +156,7 @@ class MqttClient:
         return _packet(PUBLISH, qos << 1, body)
 
     def flush(self) -> None:
-        if getattr(self, "_pending_out", None):
+        if self._pending_out:
             self._send(b"".join(self._pending_out))
             self._pending_out.clear()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from shequ.config import get_settings
 from shequ.core.iot import metrics
@@ -187,7 +187,6 @@ class DeviceCache:
         self.by_code: dict[tuple[str, str], DeviceInfo | None] = {}
         self.by_id: dict[int, DeviceInfo] = {}
         self.missing_at: dict[tuple[str, str], float] = {}
-        self.lock = threading.Lock()
 
     _SELECT = (
         "SELECT d.id, d.tenant_id, t.code, d.code, d.type_code, d.token_hash, d.token_revoked_at, "
@@ -229,7 +228,7 @@ class DeviceCache:
                 part = codes[i:i + CHUNK]
                 rows = conn.execute(
                     text(self._SELECT + "WHERE t.code = :t AND d.code IN :codes").bindparams(
-                        _expanding("codes")), {"t": tenant, "codes": part}).all()
+                        bindparam("codes", expanding=True)), {"t": tenant, "codes": part}).all()
                 found = set()
                 for row in rows:
                     self._store(self._info(row, now))
@@ -239,7 +238,7 @@ class DeviceCache:
                         self.by_code.pop((tenant, code), None)
                         self.missing_at[(tenant, code)] = now
         for i in range(0, len(want_ids), CHUNK):
-            rows = conn.execute(text(self._SELECT + "WHERE d.id IN :ids").bindparams(_expanding("ids")),
+            rows = conn.execute(text(self._SELECT + "WHERE d.id IN :ids").bindparams(bindparam("ids", expanding=True)),
                                 {"ids": want_ids[i:i + CHUNK]}).all()
             for row in rows:
                 self._store(self._info(row, now))
@@ -270,7 +269,6 @@ class PlaceTree:
         self.parent: dict[int, int | None] = {}
         self.kind: dict[int, str] = {}
         self.loaded: dict[int, float] = {}
-        self.lock = threading.Lock()
 
     def ensure(self, conn: Connection, tenant_ids: Iterable[int]) -> None:
         now = time.monotonic()
@@ -300,12 +298,6 @@ class PlaceTree:
                 if chain:
                     break
         return chain
-
-
-def _expanding(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name, expanding=True)
 
 
 # --- the pipeline -----------------------------------------------------------------------------
@@ -387,15 +379,15 @@ class Pipeline:
         return BatchResult(outcomes, accepted, duplicates, len(dead), committed, seconds)
 
     def _check(self, inb: Inbound, now: int) -> Accepted | tuple[str, str, DeviceInfo | None]:
+        kind = inb.kind
+        if kind not in KINDS:
+            return "bad_message", f"kind: {kind!r} is not telemetry, event, status or reply", None
         try:
             msg = _decode(inb.payload)
         except msgspec.ValidationError as exc:
             return "bad_message", str(exc)[:400], None
         except msgspec.DecodeError as exc:
             return "bad_json", str(exc)[:400], None
-        kind = inb.kind
-        if kind not in KINDS:
-            return "bad_message", f"kind: {kind!r} is not telemetry, event, status or reply", None
         if inb.device_id is not None:
             dev = self.devices.by_id.get(inb.device_id)
         else:
@@ -487,7 +479,7 @@ def _store_dead(conn: Connection, dead: list[tuple[int, Inbound, str, str, Devic
             "tenant_id": dev.tenant_id if dev else _tenant_id(conn, inb.tenant),
             "received_at": now, "transport": inb.transport, "topic": inb.topic[:300],
             "device_code": (inb.device or (dev.code if dev else None) or "")[:64] or None,
-            "device_id": dev.id if dev else None, "reason": reason, "detail": detail[:500],
+            "device_id": dev.id if dev else inb.device_id, "reason": reason, "detail": detail[:500],
             "payload": bytes(inb.payload[:65536]),
         })
     from sqlalchemy import insert

@@ -303,23 +303,6 @@ def store_bad_token(conn: Connection, *, tenant_id: int | None, payload: bytes, 
     return True
 
 
-def store_bad_messages(conn: Connection, *, tenant_id: int, device_id: int, device_code: str,
-                       bad: list[tuple[bytes, str]], transport: str = "http") -> None:
-    """Messages of a batch that are not even messages (not an object, no kind)."""
-    from shequ.core.iot import metrics
-
-    if not bad:
-        return
-    now = utcnow()
-    conn.execute(insert(DeadLetter), [{
-        "tenant_id": tenant_id, "received_at": now, "transport": transport, "topic": "",
-        "device_code": device_code, "device_id": device_id, "reason": "bad_message", "detail": detail[:500],
-        "payload": bytes(payload[:65536]),
-    } for payload, detail in bad])
-    metrics.MESSAGES.labels(transport, "dead").inc(len(bad))
-    metrics.DEAD.labels("bad_message").inc(len(bad))
-
-
 # --- figures for /metrics --------------------------------------------------------------------
 
 def scrape_figures(engine: Engine) -> dict[str, Any]:

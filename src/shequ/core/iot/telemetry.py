@@ -40,7 +40,8 @@ _KIND_CODE = {"telemetry": "t", "event": "e", "status": "s", "reply": "r"}
 _json = msgspec.json.Decoder()
 
 
-def _ph(dialect: str) -> str:
+def placeholder(dialect: str) -> str:
+    """The DB-API parameter marker of the dialect's driver (qmark for sqlite3, format for psycopg)."""
     return "?" if dialect == "sqlite" else "%s"
 
 
@@ -81,7 +82,7 @@ def _insert(conn: Connection, rows: list[tuple[Any, ...]], dialect: str) -> None
         finally:
             cur.close()
         return
-    p = _ph(dialect)
+    p = placeholder(dialect)
     conn.exec_driver_sql(
         f"INSERT INTO telemetry (tenant_id, device_id, ts, msg_id, kind, name, body) "
         f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})", rows)

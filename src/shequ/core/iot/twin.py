@@ -22,7 +22,8 @@ import msgspec
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from shequ.core.iot.models import CONDITIONS
-from shequ.core.iot.types import DeviceType, get_type
+from shequ.core.iot.telemetry import placeholder
+from shequ.core.iot.types import DeviceType
 
 if TYPE_CHECKING:
     from shequ.core.iot.pipeline import Accepted, Changes, DeviceInfo, PlaceTree
@@ -54,10 +55,6 @@ def condition_for(status: str, dtype: DeviceType | None, attrs: dict[str, Any], 
     return dtype.condition_of(attrs) if dtype else "ok"
 
 
-def _ph(dialect: str) -> str:
-    return "?" if dialect == "sqlite" else "%s"
-
-
 @dataclass(slots=True)
 class _Pending:
     dev: DeviceInfo
@@ -79,7 +76,7 @@ def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[An
 
 def _load_states(conn: Connection, ids: list[int], dialect: str) -> dict[int, tuple[Any, ...]]:
     out: dict[int, tuple[Any, ...]] = {}
-    p = _ph(dialect)
+    p = placeholder(dialect)
     lock = " FOR UPDATE" if dialect == "postgresql" else ""
     ids = sorted(ids)
     for i in range(0, len(ids), 900):
@@ -207,7 +204,7 @@ def _write_states(conn: Connection, rows: list[tuple[Any, ...]], existing: dict[
             "%s::bigint[], %s::bool[], %s::text[], %s::bigint[]) AS v(device_id, tenant_id, place_id, attrs, "
             "reported_ms, seen_ms, online, condition, changed_ms) WHERE s.device_id = v.device_id", tuple(cols))
     elif old:
-        p = _ph(dialect)
+        p = placeholder(dialect)
         attrs = p
         conn.exec_driver_sql(
             f"UPDATE device_state SET tenant_id = {p}, place_id = {p}, attrs = {attrs}, reported_ms = {p}, "
@@ -218,7 +215,7 @@ def _write_states(conn: Connection, rows: list[tuple[Any, ...]], existing: dict[
 def _upsert_states(conn: Connection, rows: list[tuple[Any, ...]], dialect: str) -> None:
     if not rows:
         return
-    p = _ph(dialect)
+    p = placeholder(dialect)
     attrs = p if dialect == "sqlite" else f"CAST({p} AS JSON)"
     conn.exec_driver_sql(
         "INSERT INTO device_state (device_id, tenant_id, place_id, attrs, reported_ms, seen_ms, online, condition, "
@@ -230,7 +227,7 @@ def _upsert_states(conn: Connection, rows: list[tuple[Any, ...]], dialect: str) 
 
 def _log_changes(conn: Connection, rows: list[tuple[Any, ...]], dialect: str) -> None:
     if rows:
-        p = _ph(dialect)
+        p = placeholder(dialect)
         conn.exec_driver_sql(
             f"INSERT INTO twin_change (tenant_id, device_id, ts, attr, value, previous) VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
             rows)
@@ -278,7 +275,7 @@ def apply_transitions(conn: Connection, transitions: Iterable[tuple[DeviceInfo, 
 
 
 def _write_places(conn: Connection, upserts: list[tuple[Any, ...]], logs: list[tuple[Any, ...]], dialect: str) -> None:
-    p = _ph(dialect)
+    p = placeholder(dialect)
     cols = ", ".join(COUNT_COLUMNS)
     marks = ", ".join([p] * (len(COUNT_COLUMNS) + 6))
     sets = ", ".join(f"{c} = excluded.{c}" for c in ("kind", "devices", *COUNT_COLUMNS, "state", "ts"))
@@ -413,7 +410,3 @@ def rebuild_place_states(conn: Connection, tenant_id: int, now_ms: int) -> int:
             bindparam("ids", expanding=True)), {"ids": gone})
     _write_places(conn, upserts, logs, dialect)
     return len(counts)
-
-
-def device_type_of(code: str) -> DeviceType | None:
-    return get_type(code)

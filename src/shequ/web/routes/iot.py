@@ -401,36 +401,21 @@ async def ingest(request: Request, session: SessionDep) -> Any:
         return JSONResponse({"detail": f"一次最多 {MAX_MESSAGES} 条 (at most {MAX_MESSAGES} messages)"},
                             status_code=413)
     session.commit()  # the pipeline writes in its own transactions; hold no lock meanwhile
-    batch: list[Any] = []
-    positions: list[int] = []
-    results: list[IngestResult | None] = [None] * len(messages)
-    bad: list[tuple[bytes, str]] = []
-    for index, message in enumerate(messages):
-        payload = json.dumps(message, ensure_ascii=False).encode()
-        kind = message.get("kind") if isinstance(message, dict) else None
-        if not isinstance(kind, str) or not kind:
-            detail = (f"messages[{index}]: " + ("not an object" if not isinstance(message, dict)
-                                                else "kind is missing"))
-            bad.append((payload, detail))
-            results[index] = IngestResult(index=index, status="dead", reason="bad_message", detail=detail)
-            continue
-        batch.append(Inbound(payload=payload, kind=kind, tenant=device.tenant_code, device=device.code,
-                             token=token, transport="http", device_id=device.id))
-        positions.append(index)
-    accepted = duplicates = 0
-    dead = len(bad)
-    if bad:
-        with engine.begin() as conn:
-            service.store_bad_messages(conn, tenant_id=device.tenant_id, device_id=device.id,
-                                       device_code=device.code, bad=bad)
-    if batch:
-        outcome = pipeline.process(batch)
-        accepted, duplicates, dead = outcome.accepted, outcome.duplicates, dead + outcome.dead
-        for index, result in zip(positions, outcome.outcomes, strict=True):
-            results[index] = IngestResult(index=index, status=result.status, reason=result.reason,
-                                          detail=result.detail)
-    return IngestOut(accepted=accepted, duplicates=duplicates, dead=dead,
-                     results=[r for r in results if r is not None])
+    # every message goes through the pipeline, which dead-letters what is not a message (not an
+    # object, no kind) like any other bad message; the answer names each one by its index
+    batch = [Inbound(payload=json.dumps(message, ensure_ascii=False).encode(),
+                     kind=(message.get("kind") if isinstance(message, dict) else None) or "",
+                     tenant=device.tenant_code, device=device.code, token=token, transport="http",
+                     device_id=device.id)
+             for message in messages]
+    outcome = pipeline.process(batch) if batch else None
+    accepted = outcome.accepted if outcome else 0
+    duplicates = outcome.duplicates if outcome else 0
+    dead = outcome.dead if outcome else 0
+    results = [IngestResult(index=index, status=r.status, reason=r.reason,
+                            detail=f"messages[{index}]: {r.detail}" if r.status == "dead" else r.detail)
+               for index, r in enumerate(outcome.outcomes if outcome else [])]
+    return IngestOut(accepted=accepted, duplicates=duplicates, dead=dead, results=results)
 
 
 # --- API: dead letters -----------------------------------------------------------------------
