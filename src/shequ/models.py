@@ -1,5 +1,7 @@
 """Every model of the kernel, imported in one place so metadata and migrations see them all."""
 
+from shequ.core.alarms.models import Alarm, AlarmEvent, AlarmSubscription
+from shequ.core.cases.models import Case, CaseAttachment, CaseClass, CaseStep, RoutingRule
 from shequ.core.changelog import ChangeLog
 from shequ.core.iam import audit as _audit  # noqa: F401  (registers the audit listener of writes)
 from shequ.core.iam import pii as _pii  # noqa: F401  (registers the PII listener)
@@ -16,6 +18,7 @@ from shequ.core.iot.models import (
     TelemetryRollup,
     TwinChange,
 )
+from shequ.core.notify.models import Notification, OutboundMessage, Webhook, WebhookDelivery
 from shequ.core.places.models import Place, Tenant
 from shequ.core.registry import tags as _tags  # noqa: F401  (registers the tag recompute listeners)
 from shequ.core.registry.models import (
@@ -31,11 +34,15 @@ from shequ.core.registry.models import (
     Tag,
     Tagging,
 )
+from shequ.core.rules.models import Rule, RuleState, RuleVersion
 from shequ.db import Base
 
 metadata = Base.metadata
 
 __all__ = [
+    "Alarm", "AlarmEvent", "AlarmSubscription", "Case", "CaseAttachment", "CaseClass", "CaseStep",
+    "Notification", "OutboundMessage", "RoutingRule", "Rule", "RuleState", "RuleVersion", "Webhook",
+    "WebhookDelivery",
     "ApiToken", "AuditLog", "AuthSession", "ChangeLog", "DeadLetter", "Device", "DeviceCommand",
     "DeviceState", "Facility", "House", "IngestMark", "PlaceState", "PlaceStateChange", "Telemetry",
     "TelemetryRollup", "TwinChange",

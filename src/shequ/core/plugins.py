@@ -47,7 +47,8 @@ class Scenario:
     owner: str
     name_en: str = ""
     device_types: tuple[Any, ...] = ()
-    rules: tuple[Any, ...] = ()
+    rules: tuple[Any, ...] = ()  # default rules: dicts as accepted by shequ.core.rules.service.save_rule
+    case_classes: tuple[dict[str, Any], ...] = ()  # {"code": "S03-01", "name": …, "department": …}
     tags: tuple[TagSpec, ...] = ()
     router: Any = None
     nav: tuple[NavEntry, ...] = ()

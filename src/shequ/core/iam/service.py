@@ -50,17 +50,36 @@ DEVICE_READ = "device.read"
 DEVICE_MANAGE = "device.manage"
 DEVICE_COMMAND = "device.command"
 DEAD_LETTERS = "iot.dead_letters"
+ALARM_READ = "alarm.read"
+ALARM_HANDLE = "alarm.handle"
+RULE_READ = "rule.read"
+RULE_MANAGE = "rule.manage"
+CASE_READ = "case.read"
+CASE_REPORT = "case.report"
+CASE_DISPATCH = "case.dispatch"
+CASE_HANDLE = "case.handle"
+CASE_VERIFY = "case.verify"
+KPI_READ = "kpi.read"
+NOTIFY_MANAGE = "notify.manage"
+_LOOP_READ = frozenset({ALARM_READ, CASE_READ, CASE_REPORT})
 _STAFF = frozenset({READ, EXPORT})
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset({READ, IMPORT, EXPORT, UNMASK, MANAGE_USERS, AUDIT_READ,
-                           DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS}),
-    Role.LEADER: frozenset({READ, EXPORT, UNMASK, AUDIT_READ, DEVICE_READ}),
-    Role.DISPATCHER: frozenset({READ, IMPORT, EXPORT, UNMASK, DEVICE_READ, DEVICE_COMMAND, DEAD_LETTERS}),
-    Role.DEPARTMENT: _STAFF | {IMPORT, DEVICE_READ},
-    Role.GRID_WORKER: _STAFF | {DEVICE_READ},
-    Role.COMMITTEE: _STAFF | {IMPORT, UNMASK, DEVICE_READ},
-    Role.PROPERTY: frozenset({READ, DEVICE_READ}),
-    Role.RESIDENT: frozenset(),
+                           DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS,
+                           ALARM_READ, ALARM_HANDLE, RULE_READ, RULE_MANAGE, CASE_READ, CASE_REPORT,
+                           CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ, NOTIFY_MANAGE}),
+    Role.LEADER: frozenset({READ, EXPORT, UNMASK, AUDIT_READ, DEVICE_READ, ALARM_READ, RULE_READ,
+                            CASE_READ, CASE_DISPATCH, KPI_READ}),
+    Role.DISPATCHER: frozenset({READ, IMPORT, EXPORT, UNMASK, DEVICE_READ, DEVICE_COMMAND, DEAD_LETTERS,
+                                ALARM_READ, ALARM_HANDLE, RULE_READ, RULE_MANAGE, CASE_READ,
+                                CASE_REPORT, CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ}),
+    Role.DEPARTMENT: _STAFF | _LOOP_READ | {IMPORT, DEVICE_READ, ALARM_HANDLE, CASE_HANDLE, KPI_READ},
+    Role.GRID_WORKER: _STAFF | _LOOP_READ | {DEVICE_READ, ALARM_HANDLE, CASE_HANDLE, CASE_VERIFY},
+    Role.COMMITTEE: _STAFF | _LOOP_READ | {IMPORT, UNMASK, DEVICE_READ, ALARM_HANDLE, CASE_HANDLE,
+                                           CASE_VERIFY},
+    Role.PROPERTY: frozenset({READ, DEVICE_READ, ALARM_READ, ALARM_HANDLE, CASE_READ, CASE_REPORT,
+                              CASE_HANDLE}),
+    Role.RESIDENT: frozenset({CASE_REPORT}),
     Role.DEVICE: frozenset(),
     Role.API_CLIENT: frozenset({READ, IMPORT, EXPORT}),
 }
@@ -75,11 +94,25 @@ PERMISSION_LABELS: dict[str, tuple[str, str]] = {
     DEVICE_MANAGE: ("管理设备凭证与维护状态", "manage device credentials and maintenance"),
     DEVICE_COMMAND: ("向设备下发命令", "send commands to devices"),
     DEAD_LETTERS: ("查看死信报文", "read dead-lettered device messages"),
+    ALARM_READ: ("查看告警", "read alarms"),
+    ALARM_HANDLE: ("确认、指派、清除告警", "acknowledge, assign and clear alarms"),
+    RULE_READ: ("查看规则", "read rules"),
+    RULE_MANAGE: ("编辑规则", "edit rules"),
+    CASE_READ: ("查看事件工单", "read cases"),
+    CASE_REPORT: ("上报事件", "report cases"),
+    CASE_DISPATCH: ("立案、派遣、结案、督办", "register, dispatch, close and supervise cases"),
+    CASE_HANDLE: ("处置并反馈工单", "handle cases and feed back"),
+    CASE_VERIFY: ("核查工单", "verify handled cases"),
+    KPI_READ: ("查看考核指标", "read the indicators"),
+    NOTIFY_MANAGE: ("管理 Webhook 与通知渠道", "manage webhooks and notification channels"),
 }
 # Codes added after tenants already existed (issue 4). A tenant whose role_permission table
 # predates a code gets that code's defaults once, on first use; a marker row (role
 # ``SEEN_MARKER``) remembers it, so an administrator's later removal sticks.
-ADDED_CODES: tuple[str, ...] = (DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS)
+ADDED_CODES: tuple[str, ...] = (DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS,
+                                ALARM_READ, ALARM_HANDLE, RULE_READ, RULE_MANAGE, CASE_READ,
+                                CASE_REPORT, CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ,
+                                NOTIFY_MANAGE)
 SEEN_MARKER = "_defaults"
 
 _hasher = PasswordHasher()

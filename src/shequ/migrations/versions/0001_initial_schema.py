@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9340181bfddd
+Revision ID: 7ac02f8a4456
 Revises: 
-Create Date: 2026-11-28 14:28:16.677371
+Create Date: 2026-11-28 16:21:30.958049
 """
 from __future__ import annotations
 
@@ -78,6 +78,28 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_at', ['tenant_id', 'at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('case_class',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=20), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('major', sa.String(length=60), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('name_en', sa.String(length=100), nullable=False),
+    sa.Column('department', sa.String(length=40), nullable=False),
+    sa.Column('handle_hours', sa.Double(), nullable=False),
+    sa.Column('urgent_hours', sa.Double(), nullable=False),
+    sa.Column('scenario', sa.String(length=3), nullable=False),
+    sa.Column('public', sa.Boolean(), nullable=False),
+    sa.Column('description', sa.String(length=500), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tenant_id', 'code', name='uq_case_class_code')
+    )
+    with op.batch_alter_table('case_class', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_class_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('change_log',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('entity', sa.String(length=40), nullable=False),
@@ -130,6 +152,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('import_batch', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_import_batch_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('outbound_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('to', shequ.core.iam.crypto.Encrypted(length=255), nullable=False),
+    sa.Column('to_mask', sa.String(length=20), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('text', sa.String(length=500), nullable=False),
+    sa.Column('ref', sa.String(length=40), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('provider', sa.String(length=40), nullable=False),
+    sa.Column('provider_ref', sa.String(length=100), nullable=False),
+    sa.Column('at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('outbound_message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbound_message_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('place',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -195,6 +236,52 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('role_permission', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_role_permission_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('routing_rule',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('class_prefix', sa.String(length=20), nullable=False),
+    sa.Column('scenario', sa.String(length=3), nullable=False),
+    sa.Column('source', sa.String(length=12), nullable=False),
+    sa.Column('area_ids', sa.JSON(), nullable=False),
+    sa.Column('department', sa.String(length=40), nullable=False),
+    sa.Column('co_departments', sa.JSON(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('note', sa.String(length=300), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('routing_rule', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_routing_rule_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('rule',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=60), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.String(length=1000), nullable=False),
+    sa.Column('scenario', sa.String(length=3), nullable=False),
+    sa.Column('origin', sa.String(length=20), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('target', sa.JSON(), nullable=False),
+    sa.Column('spec', sa.JSON(), nullable=False),
+    sa.Column('window', sa.JSON(), nullable=True),
+    sa.Column('severity', sa.String(length=14), nullable=False),
+    sa.Column('alarm_type', sa.String(length=60), nullable=False),
+    sa.Column('actions', sa.JSON(), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tenant_id', 'code', name='uq_rule_code')
+    )
+    with op.batch_alter_table('rule', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rule_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('source_fact',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -281,6 +368,88 @@ def upgrade() -> None:
         batch_op.create_index('ix_twin_change_device', ['device_id', 'attr', 'ts'], unique=False)
         batch_op.create_index(batch_op.f('ix_twin_change_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('webhook',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('url', sa.String(length=500), nullable=False),
+    sa.Column('secret', shequ.core.iam.crypto.Encrypted(length=255), nullable=False),
+    sa.Column('events', sa.JSON(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('alarm',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('type', sa.String(length=60), nullable=False),
+    sa.Column('source', sa.String(length=40), nullable=False),
+    sa.Column('active_key', sa.String(length=110), nullable=True),
+    sa.Column('severity', sa.String(length=14), nullable=False),
+    sa.Column('status', sa.String(length=14), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('scenario', sa.String(length=3), nullable=False),
+    sa.Column('device_id', sa.Integer(), nullable=True),
+    sa.Column('rule_id', sa.Integer(), nullable=True),
+    sa.Column('rule_version', sa.Integer(), nullable=True),
+    sa.Column('context', sa.JSON(), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('raised_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('source_ms', sa.BigInteger(), nullable=False),
+    sa.Column('last_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('acked_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acked_by', sa.String(length=100), nullable=True),
+    sa.Column('cleared_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cleared_by', sa.String(length=100), nullable=True),
+    sa.Column('assignee_id', sa.Integer(), nullable=True),
+    sa.Column('escalation_level', sa.Integer(), nullable=False),
+    sa.Column('reminders', sa.Integer(), nullable=False),
+    sa.Column('next_check_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('place_id', sa.Integer(), nullable=True),
+    sa.Column('grid_id', sa.Integer(), nullable=True),
+    sa.Column('committee_id', sa.Integer(), nullable=True),
+    sa.Column('compound_id', sa.Integer(), nullable=True),
+    sa.Column('building_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['assignee_id'], ['app_user.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['place_id'], ['place.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tenant_id', 'active_key', name='uq_alarm_active')
+    )
+    with op.batch_alter_table('alarm', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alarm_building_id'), ['building_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alarm_committee_id'), ['committee_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alarm_compound_id'), ['compound_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alarm_device_id'), ['device_id'], unique=False)
+        batch_op.create_index('ix_alarm_escalate', ['tenant_id', 'next_check_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alarm_grid_id'), ['grid_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alarm_place_id'), ['place_id'], unique=False)
+        batch_op.create_index('ix_alarm_status', ['tenant_id', 'status', 'raised_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alarm_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('alarm_subscription',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('min_severity', sa.String(length=14), nullable=False),
+    sa.Column('types', sa.JSON(), nullable=False),
+    sa.Column('scenarios', sa.JSON(), nullable=False),
+    sa.Column('channels', sa.JSON(), nullable=False),
+    sa.Column('updated_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('user_id', name='uq_alarm_subscription_user')
+    )
+    with op.batch_alter_table('alarm_subscription', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alarm_subscription_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('api_token',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
@@ -342,6 +511,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_house_place_id'), ['place_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_house_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('notification',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('severity', sa.String(length=14), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.String(length=1000), nullable=False),
+    sa.Column('link', sa.String(length=300), nullable=False),
+    sa.Column('ref', sa.String(length=40), nullable=False),
+    sa.Column('read_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notification_tenant_id'), ['tenant_id'], unique=False)
+        batch_op.create_index('ix_notification_user', ['user_id', 'id'], unique=False)
+
     op.create_table('organisation',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=30), nullable=False),
@@ -399,6 +588,46 @@ def upgrade() -> None:
     with op.batch_alter_table('place_state', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_place_state_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('rule_state',
+    sa.Column('rule_id', sa.Integer(), nullable=False),
+    sa.Column('subject', sa.String(length=30), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('device_id', sa.Integer(), nullable=True),
+    sa.Column('place_id', sa.Integer(), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('holding', sa.Boolean(), nullable=False),
+    sa.Column('since_ms', sa.BigInteger(), nullable=False),
+    sa.Column('last_ms', sa.BigInteger(), nullable=False),
+    sa.Column('fired_ms', sa.BigInteger(), nullable=False),
+    sa.Column('cleared_ms', sa.BigInteger(), nullable=False),
+    sa.Column('value', sa.JSON(), nullable=False),
+    sa.Column('marks', sa.JSON(), nullable=False),
+    sa.Column('alarm_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['rule_id'], ['rule.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('rule_id', 'subject')
+    )
+    with op.batch_alter_table('rule_state', schema=None) as batch_op:
+        batch_op.create_index('ix_rule_state_active', ['tenant_id', 'active'], unique=False)
+        batch_op.create_index('ix_rule_state_place', ['rule_id', 'place_id'], unique=False)
+
+    op.create_table('rule_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('rule_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('saved_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('saved_by', sa.String(length=100), nullable=False),
+    sa.Column('note', sa.String(length=300), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['rule_id'], ['rule.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('rule_id', 'version', name='uq_rule_version')
+    )
+    with op.batch_alter_table('rule_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rule_version_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('tagging',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('tag_id', sa.Integer(), nullable=False),
@@ -417,6 +646,163 @@ def upgrade() -> None:
         batch_op.create_index('ix_tagging_entity', ['entity', 'entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tagging_tag_id'), ['tag_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tagging_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('webhook_delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('webhook_id', sa.Integer(), nullable=False),
+    sa.Column('event', sa.String(length=40), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('created_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_status', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['webhook_id'], ['webhook.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_delivery_due', ['status', 'next_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_delivery_tenant_id'), ['tenant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_delivery_webhook_id'), ['webhook_id'], unique=False)
+
+    op.create_table('work_order',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=30), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('source', sa.String(length=12), nullable=False),
+    sa.Column('source_ref', sa.String(length=60), nullable=True),
+    sa.Column('class_code', sa.String(length=20), nullable=False),
+    sa.Column('scenario', sa.String(length=3), nullable=False),
+    sa.Column('priority', sa.String(length=8), nullable=False),
+    sa.Column('stage', sa.String(length=12), nullable=False),
+    sa.Column('department', sa.String(length=40), nullable=True),
+    sa.Column('co_departments', sa.JSON(), nullable=False),
+    sa.Column('assignee_id', sa.Integer(), nullable=True),
+    sa.Column('lon', sa.Double(), nullable=True),
+    sa.Column('lat', sa.Double(), nullable=True),
+    sa.Column('address_text', sa.String(length=300), nullable=False),
+    sa.Column('reporter_name', sa.String(length=60), nullable=True),
+    sa.Column('reporter_phone', shequ.core.iam.crypto.Encrypted(length=255), nullable=True),
+    sa.Column('reporter_phone_mask', sa.String(length=20), nullable=False),
+    sa.Column('reporter_user_id', sa.Integer(), nullable=True),
+    sa.Column('alarm_id', sa.Integer(), nullable=True),
+    sa.Column('service_code', sa.String(length=40), nullable=True),
+    sa.Column('public', sa.Boolean(), nullable=False),
+    sa.Column('open311_token', sa.String(length=40), nullable=True),
+    sa.Column('media_url', sa.String(length=500), nullable=True),
+    sa.Column('reported_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('registered_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('dispatched_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('handled_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('fed_back_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('verified_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('evaluated_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('voided_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('stage_due_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('suspended_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('suspended_minutes', sa.Integer(), nullable=False),
+    sa.Column('overdue_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('escalation_level', sa.Integer(), nullable=False),
+    sa.Column('supervised', sa.Boolean(), nullable=False),
+    sa.Column('rework_count', sa.Integer(), nullable=False),
+    sa.Column('extension_count', sa.Integer(), nullable=False),
+    sa.Column('handled_on_time', sa.Boolean(), nullable=True),
+    sa.Column('closed_on_time', sa.Boolean(), nullable=True),
+    sa.Column('satisfaction', sa.Integer(), nullable=True),
+    sa.Column('satisfaction_note', sa.String(length=500), nullable=True),
+    sa.Column('attrs', sa.JSON(), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('place_id', sa.Integer(), nullable=True),
+    sa.Column('grid_id', sa.Integer(), nullable=True),
+    sa.Column('committee_id', sa.Integer(), nullable=True),
+    sa.Column('compound_id', sa.Integer(), nullable=True),
+    sa.Column('building_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['assignee_id'], ['app_user.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['place_id'], ['place.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['reporter_user_id'], ['app_user.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('open311_token'),
+    sa.UniqueConstraint('tenant_id', 'code', name='uq_case_code'),
+    sa.UniqueConstraint('tenant_id', 'source', 'source_ref', name='uq_case_source_ref')
+    )
+    with op.batch_alter_table('work_order', schema=None) as batch_op:
+        batch_op.create_index('ix_case_due', ['tenant_id', 'stage_due_at'], unique=False)
+        batch_op.create_index('ix_case_reported', ['tenant_id', 'reported_at'], unique=False)
+        batch_op.create_index('ix_case_service', ['tenant_id', 'service_code', 'reported_at'], unique=False)
+        batch_op.create_index('ix_case_stage', ['tenant_id', 'stage'], unique=False)
+        batch_op.create_index(batch_op.f('ix_work_order_alarm_id'), ['alarm_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_work_order_building_id'), ['building_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_work_order_committee_id'), ['committee_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_work_order_compound_id'), ['compound_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_work_order_grid_id'), ['grid_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_work_order_place_id'), ['place_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_work_order_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('alarm_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('alarm_id', sa.Integer(), nullable=False),
+    sa.Column('at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=100), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('note', sa.String(length=1000), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['alarm_id'], ['alarm.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('alarm_event', schema=None) as batch_op:
+        batch_op.create_index('ix_alarm_event_alarm', ['alarm_id', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alarm_event_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('case_attachment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('step_id', sa.Integer(), nullable=True),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('uploaded_by', sa.String(length=100), nullable=False),
+    sa.Column('uploaded_at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['work_order.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('case_attachment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_attachment_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_case_attachment_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('case_step',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('at', shequ.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=100), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('from_stage', sa.String(length=12), nullable=True),
+    sa.Column('to_stage', sa.String(length=12), nullable=True),
+    sa.Column('department', sa.String(length=40), nullable=True),
+    sa.Column('note', sa.String(length=2000), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['work_order.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('case_step', schema=None) as batch_op:
+        batch_op.create_index('ix_case_step_case', ['case_id', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_case_step_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('facility',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -741,12 +1127,56 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_facility_building_id'))
 
     op.drop_table('facility')
+    with op.batch_alter_table('case_step', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_step_tenant_id'))
+        batch_op.drop_index('ix_case_step_case')
+
+    op.drop_table('case_step')
+    with op.batch_alter_table('case_attachment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_attachment_tenant_id'))
+        batch_op.drop_index(batch_op.f('ix_case_attachment_case_id'))
+
+    op.drop_table('case_attachment')
+    with op.batch_alter_table('alarm_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alarm_event_tenant_id'))
+        batch_op.drop_index('ix_alarm_event_alarm')
+
+    op.drop_table('alarm_event')
+    with op.batch_alter_table('work_order', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_work_order_tenant_id'))
+        batch_op.drop_index(batch_op.f('ix_work_order_place_id'))
+        batch_op.drop_index(batch_op.f('ix_work_order_grid_id'))
+        batch_op.drop_index(batch_op.f('ix_work_order_compound_id'))
+        batch_op.drop_index(batch_op.f('ix_work_order_committee_id'))
+        batch_op.drop_index(batch_op.f('ix_work_order_building_id'))
+        batch_op.drop_index(batch_op.f('ix_work_order_alarm_id'))
+        batch_op.drop_index('ix_case_stage')
+        batch_op.drop_index('ix_case_service')
+        batch_op.drop_index('ix_case_reported')
+        batch_op.drop_index('ix_case_due')
+
+    op.drop_table('work_order')
+    with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_delivery_webhook_id'))
+        batch_op.drop_index(batch_op.f('ix_webhook_delivery_tenant_id'))
+        batch_op.drop_index('ix_webhook_delivery_due')
+
+    op.drop_table('webhook_delivery')
     with op.batch_alter_table('tagging', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tagging_tenant_id'))
         batch_op.drop_index(batch_op.f('ix_tagging_tag_id'))
         batch_op.drop_index('ix_tagging_entity')
 
     op.drop_table('tagging')
+    with op.batch_alter_table('rule_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rule_version_tenant_id'))
+
+    op.drop_table('rule_version')
+    with op.batch_alter_table('rule_state', schema=None) as batch_op:
+        batch_op.drop_index('ix_rule_state_place')
+        batch_op.drop_index('ix_rule_state_active')
+
+    op.drop_table('rule_state')
     with op.batch_alter_table('place_state', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_place_state_tenant_id'))
 
@@ -762,6 +1192,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_org_kind')
 
     op.drop_table('organisation')
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_index('ix_notification_user')
+        batch_op.drop_index(batch_op.f('ix_notification_tenant_id'))
+
+    op.drop_table('notification')
     with op.batch_alter_table('house', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_house_tenant_id'))
         batch_op.drop_index(batch_op.f('ix_house_place_id'))
@@ -779,6 +1214,26 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_api_token_user_id'))
 
     op.drop_table('api_token')
+    with op.batch_alter_table('alarm_subscription', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alarm_subscription_tenant_id'))
+
+    op.drop_table('alarm_subscription')
+    with op.batch_alter_table('alarm', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alarm_tenant_id'))
+        batch_op.drop_index('ix_alarm_status')
+        batch_op.drop_index(batch_op.f('ix_alarm_place_id'))
+        batch_op.drop_index(batch_op.f('ix_alarm_grid_id'))
+        batch_op.drop_index('ix_alarm_escalate')
+        batch_op.drop_index(batch_op.f('ix_alarm_device_id'))
+        batch_op.drop_index(batch_op.f('ix_alarm_compound_id'))
+        batch_op.drop_index(batch_op.f('ix_alarm_committee_id'))
+        batch_op.drop_index(batch_op.f('ix_alarm_building_id'))
+
+    op.drop_table('alarm')
+    with op.batch_alter_table('webhook', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_tenant_id'))
+
+    op.drop_table('webhook')
     with op.batch_alter_table('twin_change', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_twin_change_tenant_id'))
         batch_op.drop_index('ix_twin_change_device')
@@ -798,6 +1253,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_source_fact_entity')
 
     op.drop_table('source_fact')
+    with op.batch_alter_table('rule', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rule_tenant_id'))
+
+    op.drop_table('rule')
+    with op.batch_alter_table('routing_rule', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_routing_rule_tenant_id'))
+
+    op.drop_table('routing_rule')
     with op.batch_alter_table('role_permission', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_role_permission_tenant_id'))
 
@@ -818,6 +1281,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_place_address_text')
 
     op.drop_table('place')
+    with op.batch_alter_table('outbound_message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbound_message_tenant_id'))
+
+    op.drop_table('outbound_message')
     with op.batch_alter_table('import_batch', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_import_batch_tenant_id'))
 
@@ -831,6 +1298,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_change_log_entity')
 
     op.drop_table('change_log')
+    with op.batch_alter_table('case_class', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_class_tenant_id'))
+
+    op.drop_table('case_class')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_tenant_id'))
         batch_op.drop_index('ix_audit_at')

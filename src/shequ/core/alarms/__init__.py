@@ -1,0 +1,1 @@
+"""Alarms: one active alarm per (source, type), acknowledged, cleared, escalated."""

@@ -1,0 +1,1 @@
+"""Notifications: in-app messages (live by server-sent events), signed webhooks, SMS and voice."""
