@@ -84,10 +84,15 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
     install_log_masking()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
+    from shequ.core.alarms import routes as alarm_routes
+    from shequ.core.cases import kpi_routes, open311
+    from shequ.core.cases import routes as case_routes
     from shequ.core.iam import audit_routes
     from shequ.core.iam import routes as iam_routes
     from shequ.core.places import routes as places_routes
+    from shequ.core.notify import routes as notify_routes
     from shequ.core.registry import routes as registry_routes
+    from shequ.core.rules import routes as rule_routes
     from shequ.web.routes import api as api_routes
     from shequ.web.routes import iot as iot_routes
     from shequ.web.routes import pages as page_routes
@@ -101,6 +106,10 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
     app.include_router(twin_routes.api, prefix=API)
     app.include_router(iot_routes.api, prefix=API)
     app.include_router(iot_routes.metrics_router)
+    for module in (rule_routes, alarm_routes, case_routes, kpi_routes, notify_routes):
+        app.include_router(module.api, prefix=API)
+        app.include_router(module.pages)
+    app.include_router(open311.router, prefix="/open311/v2")
     app.include_router(page_routes.router)
     app.include_router(audit_routes.pages)
     app.include_router(places_routes.pages)

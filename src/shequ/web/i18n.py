@@ -16,6 +16,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "nav.import": ("数据导入", "Import"),
     "nav.quality": ("数据质量", "Data quality"),
     "nav.logout": ("退出登录", "Log out"),
+    "nav.alarms": ("告警", "Alarms"),
+    "nav.cases": ("事件工单", "Cases"),
+    "nav.rules": ("规则", "Rules"),
+    "nav.kpi": ("考核指标", "Indicators"),
+    "nav.notifications": ("消息", "Messages"),
     "nav.lang": ("English", "中文"),
     "login.title": ("登录", "Log in"),
     "login.username": ("用户名", "Username"),
@@ -188,6 +193,14 @@ CATALOG: dict[str, tuple[str, str]] = {
     "cmd.failed": ("失败", "failed"),
     "cmd.timed_out": ("超时", "timed out"),
 }
+
+
+def extend(entries: dict[str, tuple[str, str]]) -> None:
+    """Add a package's own words (key → (zh-CN, en)); a key given twice with different words is a bug."""
+    for key, pair in entries.items():
+        if key in CATALOG and CATALOG[key] != pair:
+            raise ValueError(f"i18n key {key!r} is defined twice with different words")
+        CATALOG[key] = pair
 
 
 def normalise_lang(value: str | None) -> str | None:

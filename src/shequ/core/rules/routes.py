@@ -1,0 +1,10 @@
+"""Routes of the rules package: the API (under /api/v1) and the pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from shequ.web.security import csrf_protect
+
+api = APIRouter(tags=["rules"])
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_protect)])
