@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
@@ -67,15 +67,10 @@ def validate(*, device: Device, name: str, args: Mapping[str, Any]) -> int:
     return spec.timeout_s
 
 
-def send_command(*, session: Session, device: Device, name: str, args: Mapping[str, Any] | None = None,
-                 actor: str = "system", source: str = "api") -> DeviceCommand:
-    """Validate, store and send one command; returns it as sent (or failed, with the error).
-
-    Commits twice: the pending command before it goes down (so that an immediate reply finds
-    it), and its sent/failed status after.
-    """
-    from shequ.core.iot.downlink import get_downlink
-
+def store_command(*, session: Session, device: Device, name: str, args: Mapping[str, Any] | None = None,
+                  actor: str = "system", source: str = "api") -> DeviceCommand:
+    """Validate and store one command as pending (flushed, not sent): the sender sends it after
+    the transaction commits (``send_stored``), so that a device answering at once finds it."""
     args = dict(args or {})
     timeout_s = validate(device=device, name=name, args=args)
     now = utcnow()
@@ -84,22 +79,41 @@ def send_command(*, session: Session, device: Device, name: str, args: Mapping[s
                         source=source[:40])
     session.add(cmd)
     session.flush()
-    tenant_code = session.scalar(select(Tenant.code).where(Tenant.id == device.tenant_id))
-    payload = json.dumps({"id": cmd.id, "name": name, "args": args}, ensure_ascii=False).encode()
-    cmd_id, device_code = cmd.id, device.code
-    session.commit()
+    return cmd
+
+
+def send_stored(*, execute: Callable[[Any], Any], command_id: int, tenant_code: str, device_code: str,
+                name: str, args: Mapping[str, Any]) -> None:
+    """Put a committed pending command on the wire and mark it sent (or failed, with the error)
+    through ``execute`` (a session's or a connection's; the caller commits)."""
+    from shequ.core.iot.downlink import get_downlink
+
+    payload = json.dumps({"id": command_id, "name": name, "args": dict(args)}, ensure_ascii=False).encode()
+    table = cast(Table, DeviceCommand.__table__)
     try:
-        get_downlink().send(str(tenant_code), device_code, payload)
+        get_downlink().send(tenant_code, device_code, payload)
     except Exception as exc:  # noqa: BLE001 - whatever the transport raised, the command failed
-        session.execute(update(DeviceCommand).where(DeviceCommand.id == cmd_id, DeviceCommand.status == PENDING)
-                        .values(status=FAILED, result={"error": f"{type(exc).__name__}: {exc}"[:500]}))
-    else:
-        sent_at = utcnow()
-        # a reply may have come in already (acked): only a command still pending becomes sent
-        session.execute(update(DeviceCommand).where(DeviceCommand.id == cmd_id, DeviceCommand.sent_at.is_(None))
-                        .values(sent_at=sent_at))
-        session.execute(update(DeviceCommand).where(DeviceCommand.id == cmd_id, DeviceCommand.status == PENDING)
-                        .values(status=SENT))
+        execute(update(table).where(table.c.id == command_id, table.c.status == PENDING)
+                .values(status=FAILED, result={"error": f"{type(exc).__name__}: {exc}"[:500]}))
+        return
+    sent_at = utcnow()
+    # a reply may have come in already (acked): only a command still pending becomes sent
+    execute(update(table).where(table.c.id == command_id, table.c.sent_at.is_(None)).values(sent_at=sent_at))
+    execute(update(table).where(table.c.id == command_id, table.c.status == PENDING).values(status=SENT))
+
+
+def send_command(*, session: Session, device: Device, name: str, args: Mapping[str, Any] | None = None,
+                 actor: str = "system", source: str = "api") -> DeviceCommand:
+    """Validate, store and send one command; returns it as sent (or failed, with the error).
+
+    Commits the pending command before it goes down (so that an immediate reply finds it).
+    """
+    cmd = store_command(session=session, device=device, name=name, args=args, actor=actor, source=source)
+    tenant_code = session.scalar(select(Tenant.code).where(Tenant.id == device.tenant_id))
+    cmd_id, device_code, cmd_args = cmd.id, device.code, dict(cmd.args)
+    session.commit()
+    send_stored(execute=session.execute, command_id=cmd_id, tenant_code=str(tenant_code),
+                device_code=device_code, name=name, args=cmd_args)
     session.commit()
     found = session.scalar(select(DeviceCommand).where(DeviceCommand.id == cmd_id)
                            .execution_options(populate_existing=True))

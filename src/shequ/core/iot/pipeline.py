@@ -20,6 +20,7 @@ the device token travels in ``tk``; over HTTP in the Authorization header.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import threading
 import time
@@ -36,6 +37,7 @@ from shequ.core.iot.credentials import token_digest
 from shequ.core.iot.models import DEAD_REASONS
 from shequ.core.iot.types import DeviceType, get_type
 
+log = logging.getLogger(__name__)
 KINDS = {"telemetry": "t", "event": "e", "status": "s", "reply": "r"}
 DEVICE_CACHE_S = 10.0
 PLACE_CACHE_S = 60.0
@@ -132,6 +134,8 @@ class Changes:
     conditions: list[tuple[int, int, str, str]] = field(default_factory=list)  # device, ts, new, old
     replies: list[tuple[int, int, int, bool]] = field(default_factory=list)  # device, ts, command id, ok
     devices: dict[int, DeviceInfo] = field(default_factory=dict)
+    # what must happen once the batch committed (commands to devices that the rules queued)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 ChangeHandler = Callable[[Changes], None]
@@ -370,6 +374,11 @@ class Pipeline:
             for handler in _handlers:
                 handler(changes)
         committed = now_ms()
+        for fn in changes.after_commit:
+            try:
+                fn()
+            except Exception:  # the batch is committed; a failed follow-up must not undo it
+                log.exception("after-commit step failed")
         seconds = time.perf_counter() - started
         accepted = len(stored)
         self._count(batch, outcomes, accepted, duplicates, dead, seconds, committed)

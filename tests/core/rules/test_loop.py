@@ -1,0 +1,258 @@
+"""The closed loop through the real pipeline: a device message → rule → alarm → routed case."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, select
+
+from shequ.core.alarms.models import Alarm, AlarmEvent
+from shequ.core.cases.calendar import WorkCalendar
+from shequ.core.cases.models import Case, CaseStep
+from shequ.core.iot.models import Device, DeviceCommand
+from shequ.core.iot.pipeline import Inbound, Pipeline, now_ms
+from shequ.core.rules import service as rules
+from shequ.core.rules.engine import default_engine
+from shequ.core.rules.engine import install as install_rules
+from shequ.core.rules.models import RuleState
+from shequ.db import session_scope
+from tests.iot_fixtures import IotWorld, build_world
+
+
+@pytest.fixture
+def world(engine: Engine) -> Iterator[IotWorld]:
+    install_rules()
+    w = build_world(engine)
+    with session_scope(tenant_id=w.tenant_id, actor="test") as s:
+        rules.install_default_rules(session=s)
+    yield w
+
+
+_seq = iter(range(1, 10**9))
+
+
+def send(pipe: Pipeline, world: IotWorld, device: str, kind: str = "telemetry", ts: int | None = None,
+         **body: object) -> None:
+    msg = {"id": f"m{next(_seq)}", "ts": ts or now_ms(), **body}
+    result = pipe.process([Inbound(json.dumps(msg).encode(), kind, world.tenant_code, device)])
+    assert result.outcomes[0].status == "accepted", result.outcomes[0]
+
+
+def alarms_of(world: IotWorld) -> list[Alarm]:
+    with session_scope(tenant_id=world.tenant_id) as s:
+        return list(s.scalars(select(Alarm).order_by(Alarm.id)))
+
+
+def cases_of(world: IotWorld) -> list[Case]:
+    with session_scope(tenant_id=world.tenant_id) as s:
+        return list(s.scalars(select(Case).order_by(Case.id)))
+
+
+def test_smoke_reading_raises_a_critical_alarm_and_a_case_routed_by_class_and_place(engine, world):
+    pipe = Pipeline(engine)
+    sent = dt.datetime.now(dt.UTC)
+    send(pipe, world, "SD-301", v={"smoke": True, "temperature_c": 31.5})
+    done = dt.datetime.now(dt.UTC)
+
+    [alarm] = alarms_of(world)
+    assert (alarm.severity, alarm.type, alarm.status) == ("CRITICAL", "smoke", "ACTIVE_UNACK")
+    assert alarm.device_id == world.devices["SD-301"].id
+    assert alarm.building_id == world.tree.building.id and alarm.committee_id == world.tree.committee.id
+    assert alarm.raised_at - sent < dt.timedelta(seconds=1) and alarm.raised_at <= done
+
+    [case] = cases_of(world)
+    assert case.alarm_id == alarm.id and case.source == "alarm" and case.class_code == "E0401"
+    assert case.stage == "dispatched" and case.department == "城运中心" and case.priority == "urgent"
+    assert (case.grid_id, case.committee_id, case.building_id) == (
+        world.tree.grid.id, world.tree.committee.id, world.tree.building.id)
+    # the handling deadline is half a working hour (E0401's urgent hours) on the holiday calendar
+    assert case.due_at == WorkCalendar.of().add(case.dispatched_at, 0.5)
+    assert case.dispatched_at - sent < dt.timedelta(seconds=1)
+
+    # the same smoke again counts on the same alarm and opens no second case
+    send(pipe, world, "SD-301", v={"smoke": True})
+    send(pipe, world, "SD-301", "event", type="smoke_alarm", data={"density_db_m": 0.4})
+    [alarm] = alarms_of(world)
+    assert alarm.count == 2  # the threshold stays active on a repeated value; the event counts
+    assert len(cases_of(world)) == 1
+
+    # the smoke is gone: the threshold rule clears the alarm (the case stays for the people)
+    send(pipe, world, "SD-301", v={"smoke": False})
+    [alarm] = alarms_of(world)
+    assert alarm.status == "CLEARED_UNACK" and alarm.cleared_by == "rule:smoke"
+    assert cases_of(world)[0].stage == "dispatched"
+
+
+def test_a_case_from_an_alarm_goes_through_every_stage(engine, world):
+    from shequ.core.cases import service as cases
+
+    pipe = Pipeline(engine)
+    send(pipe, world, "SD-302", v={"smoke": True})
+    [case] = cases_of(world)
+    with session_scope(tenant_id=world.tenant_id, actor="d1") as s:
+        case = cases.get_case(session=s, case_id=case.id)
+        for action in ("handle", "feed_back", "verify", "close"):
+            cases.act(session=s, case=case, action=action, actor="d1")
+        cases.act(session=s, case=case, action="evaluate", actor="d1", satisfaction=4)
+        steps = [st.action for st in s.scalars(select(CaseStep).where(CaseStep.case_id == case.id).order_by(CaseStep.id))]
+    assert steps == ["report", "register", "dispatch", "handle", "feed_back", "verify", "close", "evaluate"]
+
+
+def _rule(world: IotWorld, body: dict) -> int:
+    with session_scope(tenant_id=world.tenant_id, actor="test") as s:
+        return rules.save_rule(session=s, body=body, actor="test").id
+
+
+def test_threshold_with_minimum_duration_and_hysteresis(engine, world):
+    _rule(world, {"code": "hot", "name": "温度过高", "kind": "threshold", "severity": "MAJOR",
+                  "target": {"device_types": ["smoke_detector"]},
+                  "spec": {"field": "temperature_c", "op": ">", "value": 60, "clear_value": 50, "for_s": 60}})
+    pipe = Pipeline(engine)
+    t0 = now_ms() - 200_000
+    send(pipe, world, "SD-301", ts=t0, v={"temperature_c": 65})
+    send(pipe, world, "SD-301", ts=t0 + 30_000, v={"temperature_c": 66})
+    assert [a for a in alarms_of(world) if a.type == "hot"] == []  # held only 30 s
+    send(pipe, world, "SD-301", ts=t0 + 61_000, v={"temperature_c": 64})
+    [hot] = [a for a in alarms_of(world) if a.type == "hot"]
+    assert hot.status == "ACTIVE_UNACK" and hot.context["value"] == 64
+    send(pipe, world, "SD-301", ts=t0 + 90_000, v={"temperature_c": 55})  # below 60 but above 50: stays
+    assert alarms_of(world)[-1].status == "ACTIVE_UNACK"
+    send(pipe, world, "SD-301", ts=t0 + 120_000, v={"temperature_c": 49})
+    assert alarms_of(world)[-1].status == "CLEARED_UNACK"
+
+
+def test_minimum_duration_fires_from_the_sweep_when_no_message_comes(engine, world):
+    _rule(world, {"code": "hot2", "name": "温度过高", "kind": "threshold",
+                  "target": {"device_types": ["smoke_detector"]},
+                  "spec": {"field": "temperature_c", "op": ">", "value": 60, "for_s": 120}})
+    pipe = Pipeline(engine)
+    t0 = now_ms() - 60_000
+    send(pipe, world, "SD-301", ts=t0, v={"temperature_c": 70})
+    default_engine().sweep(engine, t0 + 100_000, [world.tenant_id])
+    assert [a for a in alarms_of(world) if a.type == "hot2"] == []
+    default_engine().sweep(engine, t0 + 121_000, [world.tenant_id])
+    assert [a.type for a in alarms_of(world)] == ["hot2"]
+
+
+def test_absence_no_door_opening_for_24_hours_then_cleared_by_an_opening(engine, world):
+    _rule(world, {"code": "no_door", "name": "24小时无开门", "kind": "absence", "severity": "MAJOR",
+                  "target": {"devices": [world.devices["DM-301"].id]},
+                  "spec": {"match": {"event": "door_opened"}, "period_s": 86400}})
+    t0 = now_ms()
+    default_engine().sweep(engine, t0, [world.tenant_id])  # starts the clock
+    default_engine().sweep(engine, t0 + 86_000_000, [world.tenant_id])
+    assert alarms_of(world) == []
+    default_engine().sweep(engine, t0 + 86_401_000, [world.tenant_id])
+    [alarm] = alarms_of(world)
+    assert alarm.type == "no_door" and alarm.device_id == world.devices["DM-301"].id
+    send(Pipeline(engine), world, "DM-301", "event", type="door_opened", data={"duration_s": 5})
+    assert alarms_of(world)[0].status == "CLEARED_UNACK"
+
+
+def test_rate_three_events_in_ten_minutes(engine, world):
+    _rule(world, {"code": "door_busy", "name": "频繁开门", "kind": "rate", "severity": "MINOR",
+                  "target": {"device_types": ["door_magnet"]},
+                  "spec": {"match": {"event": "door_opened"}, "count": 3, "window_s": 600}})
+    pipe = Pipeline(engine)
+    t0 = now_ms() - 3_000_000
+    for k, dt_s in enumerate((0, 700, 800)):  # the first falls out of the window of the third
+        send(pipe, world, "DM-301", "event", ts=t0 + dt_s * 1000, type="door_opened", data={"duration_s": k})
+    assert alarms_of(world) == []
+    send(pipe, world, "DM-301", "event", ts=t0 + 900_000, type="door_opened", data={"duration_s": 1})
+    assert [a.type for a in alarms_of(world)] == ["door_busy"]
+
+
+def test_composite_smoke_and_door_open_at_the_same_place(engine, world):
+    _rule(world, {"code": "smoke_door", "name": "烟感且门开", "kind": "composite", "severity": "CRITICAL",
+                  "spec": {"when": {"all": [{"rule": "smoke"},
+                                            {"state": {"field": "open", "op": "==", "value": True},
+                                             "device_type": "door_magnet"}]}}})
+    pipe = Pipeline(engine)
+    send(pipe, world, "DM-301", v={"open": True})
+    assert alarms_of(world) == []
+    send(pipe, world, "SD-302", v={"smoke": True})  # another room: no composite there
+    assert {a.type for a in alarms_of(world)} == {"smoke"}
+    send(pipe, world, "SD-301", v={"smoke": True})  # the door's room
+    composite = [a for a in alarms_of(world) if a.type == "smoke_door"]
+    assert len(composite) == 1 and composite[0].place_id == world.tree.room.id
+    assert composite[0].source == f"p:{world.tree.room.id}"
+    send(pipe, world, "DM-301", v={"open": False})
+    assert [a.status for a in alarms_of(world) if a.type == "smoke_door"] == ["CLEARED_UNACK"]
+
+
+def test_linkage_one_reading_drives_a_command_an_alarm_and_a_case(engine, world):
+    with session_scope(tenant_id=world.tenant_id, actor="test") as s:
+        s.add(Device(code="GD-1", name="厨房燃气", type_code="gas_detector", place_id=world.tree.room.id))
+    pipe = Pipeline(engine)
+    send(pipe, world, "GD-1", v={"alarm": True, "gas_lel": 30.0})
+    with session_scope(tenant_id=world.tenant_id) as s:
+        [cmd] = s.scalars(select(DeviceCommand)).all()
+        alarm = s.scalars(select(Alarm)).one()
+        linkage = s.scalars(select(AlarmEvent).where(AlarmEvent.action == "linkage")).one()
+    assert cmd.name == "close_valve" and cmd.source.startswith("rule:") and cmd.status in ("sent", "acked")
+    assert alarm.type == "gas" and alarm.case_id is not None
+    assert linkage.data["commands"][0]["command_id"] == cmd.id
+
+
+def test_rule_state_lives_in_the_database_so_another_worker_continues(engine, world):
+    _rule(world, {"code": "hot3", "name": "温度过高", "kind": "threshold",
+                  "target": {"device_types": ["smoke_detector"]},
+                  "spec": {"field": "temperature_c", "op": ">", "value": 60, "for_s": 30}})
+    t0 = now_ms() - 100_000
+    send(Pipeline(engine), world, "SD-301", ts=t0, v={"temperature_c": 70})
+    with session_scope(tenant_id=world.tenant_id) as s:
+        state = s.scalars(select(RuleState).where(RuleState.holding.is_(True))).one()
+    assert state.since_ms == t0
+    send(Pipeline(engine), world, "SD-301", ts=t0 + 31_000, v={"temperature_c": 71})  # a fresh "worker"
+    assert [a.type for a in alarms_of(world)] == ["hot3"]
+
+
+def test_dry_run_counts_what_a_rule_would_have_fired(engine, world):
+    pipe = Pipeline(engine)
+    base = now_ms() - 3 * 86_400_000
+    temps = [40, 65, 70, 45, 80, 30]  # above 60 three times, in two separate spells
+    for k, temp in enumerate(temps):
+        send(pipe, world, "SD-301", ts=base + k * 600_000, v={"temperature_c": temp})
+    with session_scope(tenant_id=world.tenant_id) as s:
+        result = rules.dry_run(session=s, body={"kind": "threshold", "target": {"device_types": ["smoke_detector"]},
+                                                "spec": {"field": "temperature_c", "op": ">", "value": 60}})
+    assert (result.fired, result.cleared) == (2, 2)
+    assert result.messages == len(temps) and result.devices == 2
+    assert [e["what"] for e in result.events] == ["fire", "clear", "fire", "clear"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"spec": {"field": "x", "op": "=~", "value": 1}}, "spec.op"),
+    ({"spec": {"field": "x", "op": ">", "value": 1, "bogus": 2}}, "spec.bogus"),
+    ({"actions": [{"do": "format_disk"}]}, "actions"),
+    ({"target": {"device_types": ["toaster"]}}, "target.device_types"),
+    ({"severity": "APOCALYPTIC"}, "severity"),
+    ({"window": {"start": "25:00", "end": "06:00"}}, "window.start"),
+])
+def test_a_bad_rule_is_refused_naming_the_field(session, body, field):
+    base = {"code": "bad", "name": "坏规则", "kind": "threshold", "target": {"device_types": ["smoke_detector"]},
+            "spec": {"field": "x", "op": ">", "value": 1}}
+    with pytest.raises(rules.RuleError) as err:
+        rules.save_rule(session=session, body={**base, **body}, actor="t")
+    assert err.value.field == field
+
+
+def test_every_save_is_a_new_version_kept_whole(session):
+    rule = rules.save_rule(session=session, actor="a", body={
+        "code": "hot", "name": "温度过高", "kind": "threshold", "target": {"device_types": ["smoke_detector"]},
+        "spec": {"field": "temperature_c", "op": ">", "value": 60}})
+    rules.save_rule(session=session, rule=rule, actor="b", body={"spec": {"field": "temperature_c", "op": ">", "value": 55}})
+    rules.save_rule(session=session, rule=rule, actor="c", body={"spec": {"field": "temperature_c", "op": ">", "value": 55}})
+    history = rules.versions(session=session, rule_id=rule.id)
+    assert [(v.version, v.saved_by, v.body["spec"]["value"]) for v in history] == [(2, "b", 55), (1, "a", 60)]
+
+
+def test_alarm_loop_latency_is_far_under_a_second(engine, world):
+    pipe = Pipeline(engine)
+    started = time.perf_counter()
+    send(pipe, world, "SD-302", v={"smoke": True})
+    assert time.perf_counter() - started < 1.0  # the done-when: alarm and case within one second
