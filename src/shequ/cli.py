@@ -381,6 +381,10 @@ def broker(
 
 twin_app = typer.Typer(help="The digital twin (数字孪生)", no_args_is_help=True)
 app.add_typer(twin_app, name="twin")
+loop_app = typer.Typer(help="The closed loop (闭环): rules, alarms, cases", no_args_is_help=True)
+app.add_typer(loop_app, name="loop")
+rules_app = typer.Typer(help="Rules (规则)", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 
 @twin_app.command("rebuild")
@@ -432,6 +436,49 @@ def bench_ingest(
 
     run(messages=messages, devices=devices, batch=batch, mqtt=mqtt, db_url=db_url, latency_rate=latency_rate,
         latency_seconds=latency_seconds, as_json=as_json, console=console)
+
+
+@bench_app.command("loop")
+def bench_loop(
+    rate: Annotated[int, typer.Option(help="background telemetry, messages/s")] = 5_000,
+    seconds: Annotated[int, typer.Option(help="length of the run")] = 20,
+    smoke_per_s: Annotated[float, typer.Option(help="smoke readings per second mixed in")] = 10.0,
+    devices: Annotated[int, typer.Option(help="devices sending the background load")] = 5_000,
+    db_url: Annotated[str | None, typer.Option(help="scratch database (default: a new SQLite file)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object of the figures")] = False,
+) -> None:
+    """Publish → alarm and alarm → dispatched case latency under a background load (MQTT)."""
+    from shequ.sim.bench_loop import bench_loop as run
+
+    run(rate=rate, seconds=seconds, smoke_per_s=smoke_per_s, devices=devices, db_url=db_url,
+        as_json=as_json, console=console)
+
+
+@loop_app.command("sweep")
+def loop_sweep(
+    now: Annotated[str | None, typer.Option(help="ISO time with offset (default: now)")] = None,
+) -> None:
+    """Run every sweep of the loop once: rules on the clock, alarm escalation, overdue cases, webhooks."""
+    import datetime as dt
+
+    from shequ.core import loop
+    from shequ.db import get_engine
+
+    when = dt.datetime.fromisoformat(now) if now else None
+    if when is not None and when.tzinfo is None:
+        err.print("[red]--now 需要带时区 (the time needs a UTC offset)[/red]")
+        raise typer.Exit(2)
+    loop.install()
+    console.print(loop.sweep_all(get_engine(), when))
+
+
+@rules_app.command("install-defaults")
+def rules_install_defaults(tenant: TenantOpt = None) -> None:
+    """Give the tenant the shipped default rules and case classes it does not have."""
+    from shequ.sim.demo import prepare_loop
+
+    prepare_loop(tenant_id=_tenant_id(tenant))
+    console.print("默认规则与案件分类已安装 default rules and case classes installed")
 
 
 @twin_app.command("export-cityjson")

@@ -55,7 +55,18 @@ def prepare_devices(*, tenant_id: int, scale: str, seed: int) -> int:
         count = seed_devices(tenant_id=tenant_id, seed=seed, scale=scale)["devices"]
         with get_engine().begin() as conn:
             rebuild_place_states(conn, tenant_id, now_ms())
+    prepare_loop(tenant_id=tenant_id)
     return count
+
+
+def prepare_loop(*, tenant_id: int) -> None:
+    """The tenant's default rules (kernel and scenarios) and case classes, where missing."""
+    from shequ.core.cases.service import ensure_classes
+    from shequ.core.rules.service import install_default_rules
+
+    with session_scope(tenant_id=tenant_id, actor="seed") as session:
+        install_default_rules(session=session, actor="seed")
+        ensure_classes(session=session)
 
 
 def prepare_demo(*, scale: str = "full", seed: int = 1, progress: bool = False) -> list[DemoAccount]:
@@ -99,10 +110,12 @@ def start_live(tenant_code: str, *, speed: float = 1.0) -> threading.Event:
     """The demo's devices come alive: the simulator in a background thread feeds the pipeline
     in-process, or — with SHEQU_MQTT_URL set — publishes to the broker, where a worker thread
     of this process consumes. Returns the event that stops them."""
+    from shequ.core import loop
     from shequ.core.iot.worker import Worker
     from shequ.db import get_engine
     from shequ.sim.simulate import Simulator
 
+    loop.install()
     stop = threading.Event()
     url = get_settings().mqtt_url
     if url:
@@ -120,4 +133,16 @@ def start_live(tenant_code: str, *, speed: float = 1.0) -> threading.Event:
             logging.getLogger(__name__).exception("the simulator stopped")
 
     threading.Thread(target=run, name="shequ-simulator", daemon=True).start()
+    if not url:  # the worker runs the loop's sweeps when there is one
+        threading.Thread(target=_sweeps, args=(stop,), name="shequ-sweeps", daemon=True).start()
     return stop
+
+
+def _sweeps(stop: threading.Event) -> None:
+    """The loop's sweeps (rules on the clock, alarm escalation, overdue cases, webhooks)."""
+    from shequ.core import loop
+    from shequ.db import get_engine
+
+    tasks = loop.periodic_sweeps()
+    while not stop.wait(1.0):
+        loop.run_due(get_engine(), tasks)

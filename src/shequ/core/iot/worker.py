@@ -13,6 +13,7 @@ commands timed out, telemetry retention).
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -97,9 +98,13 @@ class Worker:
         self.stats = stats or WorkerStats()
         self.stop = threading.Event()
         self.periodic: list[Periodic] = []
+        from shequ.core import loop
+
+        loop.install()  # rules evaluate every batch; notifications follow the events
         if sweeps:
             self.periodic = [Periodic(30, self._sweep_offline), Periodic(5, self._sweep_commands),
                              Periodic(3600, self._prune)]
+            self.periodic += [Periodic(p.every_s, functools.partial(p.fn, engine)) for p in loop.periodic_sweeps()]
 
     def _sweep_offline(self) -> None:
         from shequ.core.iot.twin import sweep_offline
