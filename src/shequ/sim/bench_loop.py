@@ -51,7 +51,8 @@ def _smoke_devices(engine: Any, tenant_id: int, n: int, code: str) -> list[tuple
             rooms.append(create_place(session=s, kind="room", code=f"R{k}", name=f"{floor_no}{k % 10 + 1:02d}室",
                                       parent=floor, floor_no=floor_no))
         ancestry = [(r.id, r.ancestry()) for r in rooms]
-    rows, out = [], []
+    rows: list[dict[str, Any]] = []
+    out: list[tuple[str, str]] = []
     for k, (room_id, anc) in enumerate(ancestry):
         dcode, token = f"SMOKE{k:05d}", f"sqd_smoke_{code}_{k}"
         rows.append({"tenant_id": tenant_id, "code": dcode, "name": f"烟感{k}", "type_code": "smoke_detector",
