@@ -445,13 +445,14 @@ def bench_loop(
     smoke_per_s: Annotated[float, typer.Option(help="smoke readings per second mixed in")] = 10.0,
     devices: Annotated[int, typer.Option(help="devices sending the background load")] = 5_000,
     db_url: Annotated[str | None, typer.Option(help="scratch database (default: a new SQLite file)")] = None,
+    workers: Annotated[int, typer.Option(help="shequ worker processes")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object of the figures")] = False,
 ) -> None:
     """Publish → alarm and alarm → dispatched case latency under a background load (MQTT)."""
     from shequ.sim.bench_loop import bench_loop as run
 
     run(rate=rate, seconds=seconds, smoke_per_s=smoke_per_s, devices=devices, db_url=db_url,
-        as_json=as_json, console=console)
+        workers=workers, as_json=as_json, console=console)
 
 
 @loop_app.command("sweep")

@@ -138,7 +138,8 @@ def bench_inprocess(engine: Any, tenant: str, devs: list[Any], messages: int, ba
             "p50_ms": round(_pct(latencies, 50), 1), "p99_ms": round(_pct(latencies, 99), 1)}
 
 
-def _start_workers(url: str, n: int, stats_dir: Path, batch: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
+def _start_workers(url: str, n: int, stats_dir: Path, batch: int,
+                   sweeps: bool = False) -> list[tuple[subprocess.Popen[bytes], Path]]:
     # a share group per run: the persistent sessions of an earlier run's workers would keep
     # taking their share of the messages (queued for them) after those workers are gone
     group = f"bench{uuid.uuid4().hex[:6]}"
@@ -148,7 +149,7 @@ def _start_workers(url: str, n: int, stats_dir: Path, batch: int) -> list[tuple[
         proc = subprocess.Popen(
             [sys.executable, "-c", "from shequ.cli import app; app()", "worker", "--mqtt-url", url,
              "--id", f"bench-{uuid.uuid4().hex[:6]}", "--batch-max", str(batch), "--stats", str(stats),
-             "--no-sweeps", "--group", group], env=dict(os.environ), stdout=subprocess.DEVNULL,
+             *([] if sweeps else ["--no-sweeps"]), "--group", group], env=dict(os.environ), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         out.append((proc, stats))
     return out

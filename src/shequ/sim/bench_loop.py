@@ -1,11 +1,11 @@
 """`shequ bench loop`: how fast the closed loop answers under load.
 
-A private Mosquitto, a worker (in this process, with the rule engine and the default rules),
-a publisher at a steady background rate (default 5,000 telemetry messages/s, QoS 1) and, mixed
-into it, smoke readings from distinct smoke detectors (default 10/s). For each smoke reading we
-take the time from its publication (its ``ts``) to the commit of the batch that raised its alarm
-and opened its case (a change handler notes the commit time of every smoke reading after the
-commit), and from the database the time from the alarm to its case's dispatch. Every smoke
+A private Mosquitto, ``shequ worker`` processes (the rule engine with the default rules), a
+publisher at a steady background rate (default 5,000 telemetry messages/s, QoS 1) and, mixed
+into it, smoke readings from distinct smoke detectors (default 10/s). Publish → alarm is the
+time from a smoke reading's publication (its ``ts``) until a reader of the database polling
+every 5 ms sees its alarm committed (so it includes up to 5 ms of polling); alarm → dispatched
+case is read from the database (the case is dispatched in the alarm's transaction). Every smoke
 reading must have produced exactly one CRITICAL alarm and one dispatched case, or the run fails.
 
 Runs in a scratch tenant of a scratch database (``--db-url``; default a new SQLite file).
@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import random
+import signal
 import tempfile
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shequ.sim.bench_ingest import TYPES, _pct, _setup
+from shequ.sim.bench_ingest import TYPES, _count, _pct, _setup, _start_workers
 
 
 def _smoke_devices(engine: Any, tenant_id: int, n: int, code: str) -> list[tuple[str, str]]:
@@ -64,8 +65,25 @@ def _smoke_devices(engine: Any, tenant_id: int, n: int, code: str) -> list[tuple
     return out
 
 
+def _wait_for_workers(engine: Any, tenant_id: int, pub: Any, tenant: str, devs: list[Any]) -> None:
+    """The workers are up once a probe message is stored."""
+    from shequ.core.iot.pipeline import now_ms
+
+    probe = uuid.uuid4().hex[:6]
+    deadline = time.monotonic() + 60
+    while _count(engine, tenant_id, probe) < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not come up within 60 s")
+        dcode, token, _ = devs[0]
+        pub.publish(f"shequ/{tenant}/{dcode}/telemetry", json.dumps(
+            {"id": f"{probe}-0", "ts": now_ms(), "v": {"flow_lpm": 1.0}, "tk": token}).encode())
+        pub.wait_acked(10)
+        time.sleep(0.5)
+    time.sleep(1.0)  # let every worker of the share subscribe
+
+
 def bench_loop(*, rate: int, seconds: int, smoke_per_s: float, devices: int, db_url: str | None,
-               as_json: bool, console: Console) -> dict[str, Any]:
+               workers: int, as_json: bool, console: Console) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="shequ-bench-loop-"))
     url = db_url or f"sqlite:///{tmp / 'bench.db'}"
     os.environ.setdefault("SHEQU_VAR_DIR", str(tmp))
@@ -73,48 +91,48 @@ def bench_loop(*, rate: int, seconds: int, smoke_per_s: float, devices: int, db_
     n_smoke = max(1, int(smoke_per_s * seconds))
     smokes = _smoke_devices(engine, tenant_id, n_smoke, tenant)
 
-    from sqlalchemy import select
+    from sqlalchemy import select, text
 
-    from shequ.core import loop
     from shequ.core.alarms.models import Alarm
     from shequ.core.cases.models import Case
     from shequ.core.iot.broker import Broker
     from shequ.core.iot.mqtt import MqttClient
-    from shequ.core.iot.pipeline import Changes, add_change_handler, now_ms, remove_change_handler
-    from shequ.core.iot.worker import Worker
+    from shequ.core.iot.pipeline import now_ms
     from shequ.db import session_scope
     from shequ.sim.demo import prepare_loop
 
     prepare_loop(tenant_id=tenant_id)
-    loop.install()
-    smoke_ids: set[int] = set()
-    publish_to_alarm: list[float] = []
-
-    def note_smoke(changes: Changes) -> None:
-        seen = [ts for device_id, ts, values in changes.readings
-                if values.get("smoke") is True and device_id in smoke_ids]
-        if seen:
-            changes.after_commit.append(lambda: publish_to_alarm.extend(now_ms() - ts for ts in seen))
-
-    with session_scope(tenant_id=tenant_id) as s:
-        from shequ.core.iot.models import Device
-
-        smoke_ids.update(s.scalars(select(Device.id).where(Device.code.like("SMOKE%"))))
-    add_change_handler(note_smoke)
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "database": url.split("://", 1)[0].split("+", 1)[0], "background_rate": rate, "seconds": seconds,
-        "smoke_readings": n_smoke, "devices": devices + n_smoke,
+        "smoke_readings": n_smoke, "devices": devices + n_smoke, "workers": workers,
     }
-    try:
-        with Broker(tmp / "mosquitto") as broker:
-            worker = Worker(engine, broker.url, f"bench-loop-{uuid.uuid4().hex[:6]}", sweeps=False,
-                            group=f"loop{uuid.uuid4().hex[:6]}")
-            thread = threading.Thread(target=worker.run, name="bench-worker", daemon=True)
-            thread.start()
-            time.sleep(1.5)  # the worker subscribes
+    seen_at: dict[int, int] = {}  # alarm id -> when this process first saw it committed (epoch ms)
+    source_ms: dict[int, int] = {}
+    stop_watch = threading.Event()
+
+    def watch() -> None:
+        """See each alarm as soon as it is committed, as any reader of the database would."""
+        last = 0
+        with engine.connect() as conn:
+            while not stop_watch.is_set():
+                rows = conn.execute(text("SELECT id, source_ms FROM alarm WHERE tenant_id = :t AND id > :last"),
+                                    {"t": tenant_id, "last": last}).all()
+                conn.rollback()
+                t = now_ms()
+                for alarm_id, ms in rows:
+                    seen_at[alarm_id], source_ms[alarm_id] = t, ms
+                    last = max(last, alarm_id)
+                stop_watch.wait(0.005)
+
+    with Broker(tmp / "mosquitto") as broker:
+        procs = _start_workers(broker.url, workers, tmp, 5_000, sweeps=False)
+        watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
+        try:
             pub = MqttClient(broker.url, f"bench-pub-{uuid.uuid4().hex[:6]}")
             pub.connect()
+            _wait_for_workers(engine, tenant_id, pub, tenant, devs)
+            watcher.start()
             rng = random.Random(3)
             topics = [f"shequ/{tenant}/{d[0]}/telemetry" for d in devs]
             values = [json.dumps({k: round(rng.uniform(lo, min(hi, 39.0) if k == "temperature_c" else hi), 2)
@@ -138,20 +156,22 @@ def bench_loop(*, rate: int, seconds: int, smoke_per_s: float, devices: int, db_
                         dcode, token = smokes[sent_smoke]
                         sent_smoke += 1
                         pub.publish(f"shequ/{tenant}/{dcode}/telemetry",
-                                    f'{{"id":"{run}-s{j}","ts":{ts},"v":{{"smoke":true}},"tk":"{token}"}}'.encode(),
-                                    flush=False)
+                                    f'{{"id":"{run}-s{j}","ts":{now_ms()},"v":{{"smoke":true}},"tk":"{token}"}}'
+                                    .encode(), flush=False)
                 pub.flush()
             pub.wait_acked(120)
             published_s = time.perf_counter() - started
             deadline = time.monotonic() + 120
-            while len(publish_to_alarm) < sent_smoke and time.monotonic() < deadline:
+            while len(seen_at) < sent_smoke and time.monotonic() < deadline:
                 time.sleep(0.1)
-            time.sleep(0.5)
-            worker.stop.set()
             pub.close()
-            thread.join(30)
-    finally:
-        remove_change_handler(note_smoke)
+        finally:
+            stop_watch.set()
+            for proc, _ in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc, _ in procs:
+                proc.wait(30)
+    publish_to_alarm = [float(seen_at[a] - source_ms[a]) for a in seen_at]
     with session_scope(tenant_id=tenant_id) as s:
         alarms = list(s.scalars(select(Alarm).where(Alarm.type == "smoke")))
         cases = {c.alarm_id: c for c in s.scalars(select(Case).where(Case.source == "alarm"))}
@@ -168,7 +188,6 @@ def bench_loop(*, rate: int, seconds: int, smoke_per_s: float, devices: int, db_
         "publish_to_alarm_max_ms": max(publish_to_alarm, default=float("nan")),
         "alarm_to_dispatch_p99_ms": round(_pct(to_case, 99), 2),
         "alarm_to_dispatch_max_ms": round(max(to_case, default=float("nan")), 2),
-        "worker_accepted": worker.stats.accepted,
     })
     ok = len(alarms) == sent_smoke == len(to_case)
     figures["complete"] = ok
