@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     ingest_batch_wait_ms: int = 20  # how long a worker waits to fill a batch
     telemetry_retention_days: int = 90  # raw telemetry; rollups are kept (minute rollups 400 days)
     page_size_max: int = 500
+    # SMS and voice: "log" writes them to the log only; "package.module:Class" loads a real gateway
+    sms_gateway: str = "log"
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:

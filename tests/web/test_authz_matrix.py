@@ -91,9 +91,28 @@ def _records(session: Any, tree: Tree, label: str, seq: int) -> dict[str, int]:
     session.flush()
     household.head_person_id = person.id
     session.flush()
+    from shequ.core.cases import service as cases
+
+    case = cases.open_case(session=session, title=f"{label}井盖缺失", class_code="C0101", source="patrol",
+                           actor="matrix", place_id=tree.building.id, description=f"{label}楼下井盖",
+                           reporter_name=f"{label}居民{seq}", dispatch=True)
     return {"person": person.id, "household": household.id, "house": house.id,
             "organisation": org.id, "facility": facility.id, "situation": situation.id,
-            "device": device.id, "place": tree.building.id}
+            "device": device.id, "place": tree.building.id, "case": case.id}
+
+
+def _alarm_records(session: Any, tree: Tree, label: str, seq: int) -> dict[str, int]:
+    """A rule (of the whole tenant: its name carries no label) and an alarm of it in the tree."""
+    from shequ.core.alarms import service as alarms
+    from shequ.core.rules import service as rules
+
+    rule = rules.save_rule(session=session, actor="matrix", body={
+        "code": f"matrix_{seq}", "name": f"矩阵规则{seq}", "kind": "threshold",
+        "target": {"device_types": ["smoke_detector"]}, "spec": {"field": "smoke", "op": "==", "value": True}})
+    alarm, _ = alarms.raise_alarm(session=session, type="smoke", source=f"p:{tree.room.id}", severity="CRITICAL",
+                                  title=f"{label}烟感告警", place_id=tree.room.id, rule_id=rule.id,
+                                  rule_version=rule.version, actor="matrix")
+    return {"alarm": alarm.id, "rule": rule.id}
 
 
 def _build(engine: Engine) -> tuple[World, int]:
@@ -114,6 +133,8 @@ def _build(engine: Engine) -> tuple[World, int]:
         session.flush()
         a.ids = _records(session, a.tree, "甲", 1)
         b.ids = _records(session, b.tree, MARKER, 2)
+        for area, label, seq in ((a, "甲", 1), (b, MARKER, 2)):
+            area.ids.update(_alarm_records(session, area.tree, label, seq))
         for area in (a, b):
             add_tag(session=session, code="party_member", entity="person", entity_id=area.ids["person"],
                     by="matrix")
@@ -249,10 +270,28 @@ def expand(world: World, method: str, template: str) -> list[Call]:
                 values[name] = "conflicts"
             elif name == "type_code":
                 values[name] = "smoke_detector"
-            elif name in ("command_id", "letter_id"):
+            elif name in ("command_id", "letter_id", "notification_id", "webhook_id"):
                 values[name] = "1"
+            elif name == "case_id":
+                values[name] = str(b.ids["case"])
+                names_b = True
+            elif name == "attachment_id":
+                values[name] = "1"
+            elif name == "action":
+                values[name] = "comment"
+            elif name == "alarm_id":
+                values[name] = str(b.ids["alarm"])
+                names_b = True
+            elif name == "rule_id":
+                values[name] = str(b.ids["rule"])
             elif name == "role":
                 values[name] = "committee"
+            elif name == "service_code":  # Open311
+                values[name] = "E0503"
+            elif name == "service_request_id":  # Open311: only public cases; B's case is not
+                values[name] = "20260101-000001"
+            elif name == "token":  # Open311
+                values[name] = "0" * 24
             else:
                 raise AssertionError(f"{template}: the matrix test has no value for path parameter "
                                      f"{{{name}}} — add one in expand()")

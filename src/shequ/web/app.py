@@ -82,6 +82,9 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
     app.add_middleware(BrowserMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: the client address for the audit log
     install_log_masking()
+    from shequ.core import loop
+
+    loop.install()  # HTTP ingest evaluates the rules; domain events reach notifications and webhooks
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     from shequ.core.alarms import routes as alarm_routes
@@ -89,8 +92,8 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
     from shequ.core.cases import routes as case_routes
     from shequ.core.iam import audit_routes
     from shequ.core.iam import routes as iam_routes
-    from shequ.core.places import routes as places_routes
     from shequ.core.notify import routes as notify_routes
+    from shequ.core.places import routes as places_routes
     from shequ.core.registry import routes as registry_routes
     from shequ.core.rules import routes as rule_routes
     from shequ.web.routes import api as api_routes

@@ -274,11 +274,17 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 
 
+# what may still be done to a suspended (挂账) case
+WHILE_SUSPENDED = ("resume", "comment", "supervise", "void")
+
+
 def allowed_actions(case: Case) -> list[str]:
     """The actions the case's stage allows (the pages show these as buttons)."""
     out = []
     for action, (stages, _to) in ACTIONS.items():
         if case.stage not in stages:
+            continue
+        if case.suspended_at is not None and action not in WHILE_SUSPENDED:
             continue
         if action == "suspend" and case.suspended_at is not None:
             continue
@@ -299,7 +305,7 @@ def act(*, session: Session, case: Case, action: str, actor: str, now: dt.dateti
     stages, to_stage = ACTIONS[action]
     if case.stage not in stages:
         raise CaseError("action", f"{action} is not possible in stage {case.stage}")
-    if case.suspended_at is not None and action not in ("resume", "comment", "supervise", "void"):
+    if case.suspended_at is not None and action not in WHILE_SUSPENDED:
         raise CaseError("action", f"the case is suspended (挂账); resume it before {action}")
     from_stage = case.stage
     cal = work_calendar(session=session)
@@ -387,9 +393,8 @@ def act(*, session: Session, case: Case, action: str, actor: str, now: dt.dateti
         case.satisfaction_note = note[:500] or None
         case.evaluated_at = now
         _set_stage(session, case, EVALUATED, now)
-    elif action == "comment":
-        if not note.strip():
-            raise CaseError("note", "a comment needs text")
+    elif action == "comment" and not note.strip():
+        raise CaseError("note", "a comment needs text")
     if action in ("register", "void", "handle", "feed_back", "verify", "close"):
         _set_stage(session, case, str(to_stage), now)
         stamp = {"register": "registered_at", "void": "voided_at", "handle": "handled_at",

@@ -81,7 +81,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
                               CASE_HANDLE}),
     Role.RESIDENT: frozenset({CASE_REPORT}),
     Role.DEVICE: frozenset(),
-    Role.API_CLIENT: frozenset({READ, IMPORT, EXPORT}),
+    Role.API_CLIENT: frozenset({READ, IMPORT, EXPORT, CASE_REPORT}),  # e.g. an Open311 client
 }
 PERMISSION_LABELS: dict[str, tuple[str, str]] = {
     READ: ("查看台账", "read the registry"),

@@ -35,6 +35,8 @@ class Webhook(Base, TenantScoped, Timestamped, ChangeLogged):
     with HMAC-SHA256 over the body with the webhook's secret."""
 
     __tablename__ = "webhook"
+    # the secret never goes to the change log (it is shown once, at creation)
+    __changelog_skip__ = frozenset({"updated_at", "created_at", "secret"})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
