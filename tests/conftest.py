@@ -81,6 +81,18 @@ def _settings(tmp_path_factory: pytest.TempPathFactory, db_kind: str) -> Iterato
         dropper()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cases_in_step() -> Iterator[None]:
+    """Tests take the loop's steps one by one: the case a rule asks for is opened when the test
+    calls ``loop.open_pending_cases`` (a worker does it in a background thread right after the
+    batch; the test of that timing turns the thread back on)."""
+    from shequ.core.alarms import service
+
+    service.background_cases = False
+    yield
+    service.background_cases = True
+
+
 @pytest.fixture(scope="session")
 def engine(_settings: str) -> Engine:
     from shequ.db import get_engine

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select
 
+from shequ.core import loop
 from shequ.core.alarms import service as alarms
 from shequ.core.alarms.models import Alarm
 from shequ.core.cases.models import Case
@@ -54,6 +55,7 @@ class Site:
         result = Pipeline(self.world.engine).process(
             [Inbound(json.dumps(msg).encode(), kind, self.world.tenant_code, device)])
         assert result.outcomes[0].status == "accepted", result.outcomes[0]
+        loop.open_pending_cases(self.world.engine)  # what the worker does right after the batch
 
     def alarms(self) -> list[Alarm]:
         with session_scope(tenant_id=self.world.tenant_id) as s:

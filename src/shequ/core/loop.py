@@ -57,6 +57,24 @@ def sweep_alarms(engine: Engine, now: dt.datetime | None = None) -> int:
     return n
 
 
+def open_pending_cases(engine: Engine, now: dt.datetime | None = None) -> int:
+    """Open the cases that rules asked for (alarms with pending actions), in every tenant."""
+    from sqlalchemy import text
+
+    from shequ.core.alarms import service as alarms
+    from shequ.db import session_scope
+
+    with engine.connect() as conn:
+        tenants = list(conn.execute(text("SELECT DISTINCT tenant_id FROM alarm WHERE pending_since IS NOT NULL"))
+                       .scalars())
+    n = 0
+    for tenant_id in tenants:
+        with session_scope(tenant_id=tenant_id, actor="rules", engine=engine) as session:
+            session.connection(execution_options={"sqlite_immediate": True})
+            n += len(alarms.run_pending(session=session, now=now))
+    return n
+
+
 def sweep_cases(engine: Engine, now: dt.datetime | None = None) -> int:
     from shequ.core.cases import service as cases
     from shequ.db import session_scope
@@ -85,8 +103,8 @@ class Periodic:
 
 def periodic_sweeps() -> list[Periodic]:
     """The loop's sweeps and how often each runs (seconds)."""
-    return [Periodic(5, sweep_rules), Periodic(15, sweep_alarms), Periodic(60, sweep_cases),
-            Periodic(5, deliver_webhooks)]
+    return [Periodic(1, open_pending_cases), Periodic(5, sweep_rules), Periodic(15, sweep_alarms),
+            Periodic(60, sweep_cases), Periodic(5, deliver_webhooks)]
 
 
 def run_due(engine: Engine, tasks: list[Periodic]) -> None:
@@ -103,5 +121,6 @@ def run_due(engine: Engine, tasks: list[Periodic]) -> None:
 
 def sweep_all(engine: Engine, now: dt.datetime | None = None) -> dict[str, int]:
     """Every sweep once (the CLI's ``shequ loop sweep``; tests pass a frozen ``now``)."""
-    return {"rules_fired": sweep_rules(engine, now), "alarms": sweep_alarms(engine, now),
+    return {"rules_fired": sweep_rules(engine, now), "cases_opened": open_pending_cases(engine, now),
+            "alarms": sweep_alarms(engine, now),
             "cases": sweep_cases(engine, now), "webhooks": deliver_webhooks(engine, now)}

@@ -29,6 +29,7 @@ class Alarm(Base, TenantScoped, Placed):
         UniqueConstraint("tenant_id", "active_key", name="uq_alarm_active"),
         Index("ix_alarm_status", "tenant_id", "status", "raised_at"),
         Index("ix_alarm_escalate", "tenant_id", "next_check_at"),
+        Index("ix_alarm_pending", "pending_since"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,6 +59,10 @@ class Alarm(Base, TenantScoped, Placed):
     # when the escalation sweep next looks at it (unacknowledged alarms only)
     next_check_at: Mapped[dt.datetime | None] = mapped_column()
     case_id: Mapped[int | None] = mapped_column(Integer)
+    # follow-up actions of its rule that run outside the ingest batch (opening the case):
+    # [{"do": "case", …}], taken by ``service.run_pending`` soon after the alarm committed
+    pending_actions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    pending_since: Mapped[dt.datetime | None] = mapped_column()
 
 
 class AlarmEvent(Base, TenantScoped):

@@ -191,6 +191,81 @@ def open_case(*, session: Session, alarm: Alarm, class_code: str, actor: str, ti
     return case
 
 
+def run_pending(*, session: Session, limit: int = 50, now: dt.datetime | None = None) -> list[Alarm]:
+    """Run the follow-up actions (opening cases) of alarms raised by rules, oldest first.
+
+    Each alarm is taken under a row lock (SKIP LOCKED on PostgreSQL, so several workers share
+    the work; SQLite serialises writers anyway); a failing action is recorded on the alarm's
+    timeline and dropped, so one bad class code cannot block the queue.
+    """
+    stmt = (select(Alarm).where(Alarm.pending_since.is_not(None)).order_by(Alarm.pending_since, Alarm.id)
+            .limit(limit).execution_options(all_scopes=True))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    done = []
+    for alarm in session.scalars(stmt).all():
+        items, alarm.pending_actions, alarm.pending_since = list(alarm.pending_actions or []), None, None
+        for item in items:
+            if item.get("do") != "case":
+                continue
+            try:
+                with session.begin_nested():
+                    open_case(session=session, alarm=alarm, class_code=item["class_code"],
+                              actor=str(item.get("actor") or "rules"), priority=item.get("priority"),
+                              department=item.get("department"), dispatch=bool(item.get("dispatch", True)),
+                              now=now)
+            except ValueError as exc:
+                _event(session, alarm, "case_failed", actor=str(item.get("actor") or "rules"), now=_now(now),
+                       note=str(exc)[:1000], emit="alarm.case_failed")
+        done.append(alarm)
+    session.flush()
+    return done
+
+
+_wakers: dict[str, Any] = {}
+# Tests that take the steps one by one turn the background thread off and call
+# ``loop.open_pending_cases`` themselves.
+background_cases = True
+
+
+def wake_pending(engine: Any) -> None:
+    """Open the pending cases now (called after an ingest batch that raised alarms committed),
+    in a background thread of this process so the ingest goes on at once."""
+    if not background_cases:
+        return
+    key = str(engine.url)
+    waker = _wakers.get(key)
+    if waker is None or not waker.thread.is_alive():
+        waker = _wakers[key] = _PendingRunner(engine)
+    waker.event.set()
+
+
+class _PendingRunner:
+    """One thread per process and database that opens pending cases when woken."""
+
+    def __init__(self, engine: Any) -> None:
+        import threading
+
+        self.engine = engine
+        self.event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="shequ-pending-cases", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import logging
+
+        from shequ.core.loop import open_pending_cases
+
+        while True:
+            self.event.wait()
+            self.event.clear()
+            try:
+                while open_pending_cases(self.engine):
+                    pass
+            except Exception:  # the sweep picks up what is left
+                logging.getLogger(__name__).exception("opening pending cases failed")
+
+
 def sweep(*, session: Session, now: dt.datetime | None = None) -> list[Alarm]:
     """Remind and escalate every unacknowledged alarm whose check time has come."""
     now = _now(now)

@@ -78,10 +78,16 @@ def shipped_classes() -> dict[str, dict[str, Any]]:
 
 
 def ensure_classes(*, session: Session) -> None:
-    """Give the session's tenant every shipped class it does not have yet (edits are kept)."""
+    """Give the session's tenant every shipped class it does not have yet (edits are kept);
+    checked once per session and tenant."""
+    done = session.info.setdefault("_classes_ensured", set())
+    if session.info.get("tenant_id") in done:
+        return
     have = set(session.scalars(select(CaseClass.code)))
     missing = [(code, v) for code, v in shipped_classes().items() if code not in have]
     if not missing:
+        # remembered only once they are there (an insert below may still be rolled back)
+        done.add(session.info.get("tenant_id"))
         return
     tenant_id = session.info["tenant_id"]
     session.execute(insert(CaseClass), [{
@@ -95,7 +101,14 @@ def ensure_classes(*, session: Session) -> None:
 
 def get_class(*, session: Session, code: str) -> CaseClass | None:
     ensure_classes(session=session)
-    return session.scalar(select(CaseClass).where(CaseClass.code == code))
+    cache: dict[tuple[Any, str], CaseClass] = session.info.setdefault("_case_classes", {})
+    key = (session.info.get("tenant_id"), code)
+    found = cache.get(key)
+    if found is None:
+        found = session.scalar(select(CaseClass).where(CaseClass.code == code))
+        if found is not None:
+            cache[key] = found
+    return found
 
 
 def list_classes(*, session: Session, public_only: bool = False) -> list[CaseClass]:

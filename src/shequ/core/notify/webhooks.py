@@ -109,6 +109,7 @@ def create_webhook(*, session: Session, name: str, url: str, events: Sequence[st
     hook = Webhook(name=_check_name(name), url=_check_url(url), events=_check_events(events),
                    active=active, secret=secret)
     session.add(hook)
+    session.info.pop("_webhooks", None)
     session.flush()
     return hook, secret
 
@@ -125,11 +126,13 @@ def update_webhook(*, session: Session, webhook: Webhook, name: str | None = Non
     if active is not None:
         webhook.active = active
     session.flush()
+    session.info.pop("_webhooks", None)
     return webhook
 
 
 def delete_webhook(*, session: Session, webhook: Webhook) -> None:
     session.delete(webhook)
+    session.info.pop("_webhooks", None)
     session.flush()
 
 
@@ -160,9 +163,12 @@ def matches(patterns: Sequence[str], name: str) -> bool:
 
 def enqueue(*, session: Session, event: Event) -> list[WebhookDelivery]:
     """A pending delivery of the event to every active webhook whose patterns match it."""
-    hooks = [h for h in session.scalars(select(Webhook).where(Webhook.active.is_(True))
-                                        .execution_options(all_scopes=True))
-             if matches(h.events, event.name)]
+    # the active webhooks, read once per session (an ingest batch may emit many events)
+    cache: dict[int, list[Webhook]] = session.info.setdefault("_webhooks", {})
+    if event.tenant_id not in cache:
+        cache[event.tenant_id] = list(session.scalars(select(Webhook).where(Webhook.active.is_(True))
+                                                      .execution_options(all_scopes=True)))
+    hooks = [h for h in cache[event.tenant_id] if matches(h.events, event.name)]
     if not hooks:
         return []
     tenant = session.get(Tenant, event.tenant_id)

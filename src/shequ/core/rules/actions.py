@@ -196,15 +196,27 @@ def _sender(engine: Any, cmd_id: int, tenant: str, code: str, name: str,
 
 
 def _case(session: Session, tr: Transition, spec: CaseAction, now_ms: int, ctx: dict[str, Any]) -> None:
-    from shequ.core.alarms import service as alarms
-
+    """The alarm's case is opened just after the batch commits (``alarms.service.run_pending``):
+    opening, registering and dispatching a case is heavy work that must not hold up the ingest
+    of every other message of the batch, nor the alarm itself."""
     alarm = ctx.get("alarm")
     if tr.what != FIRE or alarm is None or alarm.case_id is not None:
         return
-    case = alarms.open_case(session=session, alarm=alarm, class_code=spec.class_code, actor=f"rule:{tr.rule.code}",
-                            priority=spec.priority, department=spec.department, dispatch=spec.dispatch,
-                            now=_now(now_ms))
-    ctx["case"] = case
+    body = spec.model_dump(mode="json", exclude_none=True)
+    body["actor"] = f"rule:{tr.rule.code}"
+    alarm.pending_actions = [*(alarm.pending_actions or []), body]
+    alarm.pending_since = alarm.pending_since or _now(now_ms)
+    wake = session.info.get("after_commit")
+    if wake is not None and session.info.get("engine") is not None:
+        from shequ.core.alarms.service import wake_pending
+
+        engine = session.info["engine"]
+        if not any(getattr(fn, "wakes_pending", False) for fn in wake):
+            def kick() -> None:
+                wake_pending(engine)
+
+            kick.wakes_pending = True  # type: ignore[attr-defined]
+            wake.append(kick)
 
 
 def _notify(session: Session, tr: Transition, spec: NotifyAction, now_ms: int, ctx: dict[str, Any]) -> None:

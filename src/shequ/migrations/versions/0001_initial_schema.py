@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 7ac02f8a4456
+Revision ID: a6ec8377e473
 Revises: 
-Create Date: 2026-11-28 16:21:30.958049
+Create Date: 2026-11-28 17:06:55.097414
 """
 from __future__ import annotations
 
@@ -410,6 +410,8 @@ def upgrade() -> None:
     sa.Column('reminders', sa.Integer(), nullable=False),
     sa.Column('next_check_at', shequ.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('pending_actions', sa.JSON(), nullable=True),
+    sa.Column('pending_since', shequ.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.Column('place_id', sa.Integer(), nullable=True),
     sa.Column('grid_id', sa.Integer(), nullable=True),
@@ -429,6 +431,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_alarm_device_id'), ['device_id'], unique=False)
         batch_op.create_index('ix_alarm_escalate', ['tenant_id', 'next_check_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_alarm_grid_id'), ['grid_id'], unique=False)
+        batch_op.create_index('ix_alarm_pending', ['pending_since'], unique=False)
         batch_op.create_index(batch_op.f('ix_alarm_place_id'), ['place_id'], unique=False)
         batch_op.create_index('ix_alarm_status', ['tenant_id', 'status', 'raised_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_alarm_tenant_id'), ['tenant_id'], unique=False)
@@ -1222,6 +1225,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_alarm_tenant_id'))
         batch_op.drop_index('ix_alarm_status')
         batch_op.drop_index(batch_op.f('ix_alarm_place_id'))
+        batch_op.drop_index('ix_alarm_pending')
         batch_op.drop_index(batch_op.f('ix_alarm_grid_id'))
         batch_op.drop_index('ix_alarm_escalate')
         batch_op.drop_index(batch_op.f('ix_alarm_device_id'))
