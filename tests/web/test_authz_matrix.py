@@ -270,7 +270,7 @@ def expand(world: World, method: str, template: str) -> list[Call]:
                 values[name] = "conflicts"
             elif name == "type_code":
                 values[name] = "smoke_detector"
-            elif name in ("command_id", "letter_id", "notification_id", "webhook_id"):
+            elif name in ("command_id", "letter_id", "notification_id", "webhook_id", "routing_rule_id"):
                 values[name] = "1"
             elif name == "case_id":
                 values[name] = str(b.ids["case"])
@@ -286,7 +286,7 @@ def expand(world: World, method: str, template: str) -> list[Call]:
                 values[name] = str(b.ids["rule"])
             elif name == "role":
                 values[name] = "committee"
-            elif name == "service_code":  # Open311
+            elif name in ("service_code", "class_code"):  # Open311; the case class catalog
                 values[name] = "E0503"
             elif name == "service_request_id":  # Open311: only public cases; B's case is not
                 values[name] = "20260101-000001"

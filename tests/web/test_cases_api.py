@@ -424,3 +424,28 @@ def test_hotline_bad_row_rejects_the_whole_file(client: TestClient, loop: Loop, 
     # a file without the columns, and a user who may not dispatch
     assert _import(client, loop, b"a,b\n1,2\n", name="x.csv").status_code == 422
     assert _import(client, loop, hotline_xlsx(GOOD), who="grid_a").status_code == 403
+
+
+def test_a_routing_rule_sends_a_class_elsewhere_and_the_catalog_is_editable(client: TestClient, loop: Loop) -> None:
+    auth, tree = loop.headers["dispatcher"], loop.a
+    bad = client.post("/api/v1/routing-rules", headers=auth, json={"department": "火星办"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "department"
+    nothing = client.post("/api/v1/routing-rules", headers=auth, json={"department": "安监所"})
+    assert nothing.status_code == 422 and nothing.json()["errors"][0]["field"] == "class_prefix"
+    rule = client.post("/api/v1/routing-rules", headers=auth, json={
+        "department": "安监所", "class_prefix": "E05", "area_ids": [tree.committee.id]})
+    assert rule.status_code == 201, rule.text
+    routed = client.post("/api/v1/cases", headers=auth, json={
+        "title": "占道经营", "class_code": "E0501", "place_id": tree.building.id, "dispatch": True}).json()
+    assert routed["department"] == "安监所"  # the rule, not the class's 城运中心
+    other = client.post("/api/v1/cases", headers=auth, json={
+        "title": "井盖缺失", "class_code": "C0101", "place_id": tree.building.id, "dispatch": True}).json()
+    assert other["department"] == "城建中心"  # no rule matches: the class decides
+    patched = client.patch("/api/v1/case-classes/C0101", headers=auth, json={"department": "城运中心",
+                                                                              "handle_hours": 4})
+    assert patched.status_code == 200 and patched.json()["handle_hours"] == 4
+    third = client.post("/api/v1/cases", headers=auth, json={
+        "title": "井盖缺失", "class_code": "C0101", "place_id": tree.building.id, "dispatch": True}).json()
+    assert third["department"] == "城运中心"
+    assert client.delete(f"/api/v1/routing-rules/{rule.json()['id']}", headers=auth).status_code == 204
+    assert client.get("/api/v1/routing-rules", headers=auth).json()["items"] == []

@@ -45,16 +45,21 @@ from shequ.core.cases.models import (
     CaseAttachment,
     CaseClass,
     CaseStep,
+    RoutingRule,
 )
 from shequ.core.cases.schemas import (
     AttachmentOut,
     CaseActionIn,
     CaseClassList,
     CaseClassOut,
+    CaseClassPatch,
     CaseDetail,
     CasePage,
     CaseReportIn,
     HotlineImportOut,
+    RoutingRuleIn,
+    RoutingRuleList,
+    RoutingRuleOut,
     StepOut,
 )
 from shequ.core.cases.service import ACTIONS, CaseError
@@ -620,6 +625,53 @@ def case_classes_api(session: SessionDep, user: ApiUser) -> Any:
     public_only = not iam.can(user, iam.CASE_READ)
     return {"items": [CaseClassOut.model_validate(k, from_attributes=True).model_dump()
                       for k in service.list_classes(session=session, public_only=public_only)]}
+
+
+# --- routing rules and the class catalog (who gets which case) ----------------------------------
+
+RoutingRuleId = Annotated[int, Path(ge=1, le=MAX_ID, description="routing rule id")]
+
+
+def _routing_out(rule: RoutingRule) -> dict[str, Any]:
+    return RoutingRuleOut.model_validate(rule, from_attributes=True).model_dump()
+
+
+@api.get("/routing-rules", response_model=RoutingRuleList,
+         summary="Routing rules: which department gets which cases (before the class's own department)")
+def routing_rules_api(session: SessionDep, user: ApiCaseReader) -> Any:
+    return {"items": [_routing_out(r) for r in service.list_routing_rules(session=session)]}
+
+
+@api.post("/routing-rules", response_model=RoutingRuleOut, status_code=201, summary="Add a routing rule")
+def add_routing_rule_api(body: RoutingRuleIn, session: SessionDep, user: ApiDispatcher) -> Any:
+    try:
+        rule = service.save_routing_rule(session=session, **body.model_dump())
+    except CaseError as exc:
+        raise _case_error(exc) from None
+    return _routing_out(rule)
+
+
+@api.delete("/routing-rules/{routing_rule_id:int}", status_code=204, summary="Remove a routing rule")
+def delete_routing_rule_api(routing_rule_id: RoutingRuleId, session: SessionDep, user: ApiDispatcher) -> Response:
+    rule = session.scalar(select(RoutingRule).where(RoutingRule.id == routing_rule_id))
+    if rule is None:
+        raise _not_found("分派规则", routing_rule_id)
+    service.delete_routing_rule(session=session, rule=rule)
+    return Response(status_code=204)
+
+
+@api.patch("/case-classes/{class_code}", response_model=CaseClassOut,
+           summary="Change a class's department, working hours, publication (the tenant's catalog)")
+def patch_case_class_api(class_code: Annotated[str, Path(max_length=20)], body: CaseClassPatch,
+                         session: SessionDep, user: ApiDispatcher) -> Any:
+    klass = service.get_class(session=session, code=class_code)
+    if klass is None:
+        raise _not_found("案件分类", class_code)
+    try:
+        service.update_class(session=session, klass=klass, **body.model_dump(exclude_none=True))
+    except CaseError as exc:
+        raise _case_error(exc) from None
+    return CaseClassOut.model_validate(klass, from_attributes=True).model_dump()
 
 
 def _hotline_answer(result: hotline.HotlineImport) -> dict[str, Any]:

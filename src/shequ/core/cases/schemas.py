@@ -184,3 +184,31 @@ class HotlineImportOut(BaseModel):
     created: int
     already_imported: list[str] = Field(description="order numbers (工单编号) imported before: unchanged")
     cases: list[HotlineCaseOut]
+
+
+class RoutingRuleIn(BaseModel):
+    department: str = Field(description="who handles the matching cases")
+    class_prefix: str = Field("", max_length=20, description="case class code prefix, e.g. E05")
+    scenario: str = Field("", max_length=3, description="S01…S20")
+    source: str = Field("", max_length=12, description="alarm | resident | patrol | hotline | department | open311")
+    area_ids: list[int] = Field(default_factory=list, description="grids, committees or compounds")
+    co_departments: list[str] = Field(default_factory=list)
+    position: int = Field(100, ge=0, le=100_000, description="lower first; the first match wins")
+    note: str = Field("", max_length=300)
+
+
+class RoutingRuleOut(RoutingRuleIn):
+    id: int
+    active: bool
+
+
+class RoutingRuleList(BaseModel):
+    items: list[RoutingRuleOut]
+
+
+class CaseClassPatch(BaseModel):
+    department: str | None = None
+    handle_hours: float | None = Field(None, gt=0, le=2000)
+    urgent_hours: float | None = Field(None, gt=0, le=2000)
+    public: bool | None = None
+    active: bool | None = None

@@ -148,6 +148,74 @@ def route(*, session: Session, case: Case) -> Route:
     return Route(klass.department if klass else "城运中心")
 
 
+def list_routing_rules(*, session: Session) -> list[RoutingRule]:
+    return list(session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)))
+
+
+def _check_departments(field: str, names: Iterable[str]) -> list[str]:
+    out = []
+    for name in names:
+        if name not in DEPARTMENTS:
+            raise CaseError(field, f"{name!r} is not a known department")
+        out.append(name)
+    return out
+
+
+def save_routing_rule(*, session: Session, department: str, class_prefix: str = "", scenario: str = "",
+                      source: str = "", area_ids: Iterable[int] = (), co_departments: Iterable[str] = (),
+                      position: int = 100, note: str = "", rule: RoutingRule | None = None) -> RoutingRule:
+    """Add (or change) a routing rule: cases matching it go to ``department`` instead of their
+    class's; the first matching rule by position wins. A dispatcher can still choose another."""
+    _check_departments("department", [department])
+    co = _check_departments("co_departments", co_departments)
+    if source and source not in SOURCES:
+        raise CaseError("source", f"{source!r} is not one of {', '.join(SOURCES)}")
+    if scenario and not (len(scenario) == 3 and scenario[0] == "S" and scenario[1:].isdigit()):
+        raise CaseError("scenario", "S01…S20 or empty")
+    areas = [int(a) for a in area_ids]
+    if areas:
+        found = set(session.scalars(select(Place.id).where(Place.id.in_(areas), Place.kind.in_(
+            ("grid", "committee", "compound")))))
+        missing = [a for a in areas if a not in found]
+        if missing:
+            raise CaseError("area_ids", f"{missing} are not grids, committees or compounds")
+    if not (class_prefix or scenario or source or areas):
+        raise CaseError("class_prefix", "a rule matches on at least one of class_prefix, scenario, source, area_ids")
+    if rule is None:
+        rule = RoutingRule()
+        session.add(rule)
+    rule.department, rule.co_departments, rule.class_prefix = department, co, class_prefix[:20]
+    rule.scenario, rule.source, rule.area_ids = scenario, source, areas
+    rule.position, rule.note, rule.active = position, note[:300], True
+    session.flush()
+    return rule
+
+
+def delete_routing_rule(*, session: Session, rule: RoutingRule) -> None:
+    session.delete(rule)
+    session.flush()
+
+
+def update_class(*, session: Session, klass: CaseClass, department: str | None = None,
+                 handle_hours: float | None = None, urgent_hours: float | None = None,
+                 public: bool | None = None, active: bool | None = None) -> CaseClass:
+    """Change who handles a class and in how many working hours (the tenant's own catalog)."""
+    if department is not None:
+        klass.department = _check_departments("department", [department])[0]
+    for field, value in (("handle_hours", handle_hours), ("urgent_hours", urgent_hours)):
+        if value is not None:
+            if not 0 < value <= 2000:
+                raise CaseError(field, "0 < hours ≤ 2000 working hours")
+            setattr(klass, field, float(value))
+    if public is not None:
+        klass.public = public
+    if active is not None:
+        klass.active = active
+    session.flush()
+    session.info.pop("_case_classes", None)
+    return klass
+
+
 # --- deadlines -------------------------------------------------------------------------------
 
 def _tenant_settings(session: Session) -> dict[str, Any]:

@@ -209,22 +209,19 @@ def dry_run(*, session: Session, body: dict[str, Any], days: float = 7.0, end: d
     window = Window.model_validate(data["window"]) if data.get("window") else None
     kind = KINDS[data["kind"]]
     target = data["target"]
-    conn = session.connection()
-    sql = "SELECT id FROM device WHERE tenant_id = :t"
-    params: dict[str, Any] = {"t": session.info["tenant_id"]}
-    stmt = text(sql)
+    # the devices through the ORM, so a scoped user's dry run covers only the devices they may see
+    from shequ.core.iot.models import Device
+
+    stmt = select(Device.id, Device.place_id, Device.building_id, Device.compound_id, Device.committee_id,
+                  Device.grid_id)
     if target.get("device_types"):
-        stmt = text(sql + " AND type_code IN :types").bindparams(bindparam("types", expanding=True))
-        params["types"] = target["device_types"]
-    ids = [r[0] for r in conn.execute(stmt, params)]
-    if target.get("devices"):
-        ids = [i for i in ids if i in set(target["devices"])]
-    if target.get("places"):
-        places = set(target["places"])
-        rows = conn.execute(text("SELECT id, place_id, building_id, compound_id, committee_id, grid_id FROM device "
-                                 "WHERE tenant_id = :t"), {"t": session.info["tenant_id"]})
-        keep = {r[0] for r in rows if set(r[1:]) & places}
-        ids = [i for i in ids if i in keep]
+        stmt = stmt.where(Device.type_code.in_(target["device_types"]))
+    visible = session.execute(stmt).all()
+    wanted_devices = set(target.get("devices") or ())
+    places = set(target.get("places") or ())
+    ids = [r[0] for r in visible if (not wanted_devices or r[0] in wanted_devices)
+           and (not places or set(r[1:]) & places)]
+    conn = session.connection()
     result = DryRun(start=start, end=end, devices=len(ids))
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     step_ms = 60_000
