@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,21 @@ def sweep_rules(engine: Engine, now: dt.datetime | None = None) -> int:
     return default_engine().sweep(engine, int(now.timestamp() * 1000))
 
 
-def sweep_alarms(engine: Engine, now: dt.datetime | None = None) -> int:
-    from shequ.core.alarms import service as alarms
+def _each_tenant(engine: Engine, fn: Callable[[Session], int]) -> int:
+    """Run ``fn`` in a session of each tenant in turn (each its own transaction); sum the counts."""
     from shequ.db import session_scope
 
     n = 0
     for tenant_id in _tenant_ids(engine):
         with session_scope(tenant_id=tenant_id, actor="system", engine=engine) as session:
-            n += len(alarms.sweep(session=session, now=now))
+            n += fn(session)
     return n
+
+
+def sweep_alarms(engine: Engine, now: dt.datetime | None = None) -> int:
+    from shequ.core.alarms import service as alarms
+
+    return _each_tenant(engine, lambda session: len(alarms.sweep(session=session, now=now)))
 
 
 def open_pending_cases(engine: Engine, now: dt.datetime | None = None) -> int:
@@ -77,13 +84,8 @@ def open_pending_cases(engine: Engine, now: dt.datetime | None = None) -> int:
 
 def sweep_cases(engine: Engine, now: dt.datetime | None = None) -> int:
     from shequ.core.cases import service as cases
-    from shequ.db import session_scope
 
-    n = 0
-    for tenant_id in _tenant_ids(engine):
-        with session_scope(tenant_id=tenant_id, actor="system", engine=engine) as session:
-            n += len(cases.sweep_overdue(session=session, now=now))
-    return n
+    return _each_tenant(engine, lambda session: len(cases.sweep_overdue(session=session, now=now)))
 
 
 def deliver_webhooks(engine: Engine, now: dt.datetime | None = None) -> int:

@@ -27,6 +27,7 @@ from shequ.core.alarms.models import (
     Alarm,
     AlarmEvent,
 )
+from shequ.core.errors import FieldError
 from shequ.core.places.models import Tenant
 
 POLICY: dict[str, dict[str, int | None]] = {
@@ -39,13 +40,8 @@ POLICY: dict[str, dict[str, int | None]] = {
 MAX_LEVEL = 3
 
 
-class AlarmError(ValueError):
+class AlarmError(FieldError):
     """An alarm action that its state or the given values do not allow; names the field."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:

@@ -41,6 +41,7 @@ from shequ.core.cases.models import (
     CaseStep,
     RoutingRule,
 )
+from shequ.core.errors import FieldError
 from shequ.core.places.models import Place, Tenant
 from shequ.core.plugins import DEPARTMENTS, load_scenarios
 
@@ -52,13 +53,8 @@ ESCALATE_EVERY_HOURS = 4.0  # working hours between escalation levels of an over
 MAX_ESCALATION = 3  # 1 the department's head, 2 城运中心, 3 the subdistrict's leaders
 
 
-class CaseError(ValueError):
+class CaseError(FieldError):
     """An action that the case's stage or the given values do not allow; names the field."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 # --- classes ---------------------------------------------------------------------------------

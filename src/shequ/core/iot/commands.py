@@ -17,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from shequ.core.errors import FieldError
 from shequ.core.iot.models import Device, DeviceCommand
 from shequ.core.iot.types import get_type
 from shequ.core.places.models import Tenant
@@ -31,13 +32,8 @@ OPEN = (PENDING, SENT)  # a reply or the sweep may still change these
 Reply = tuple[int, int, int, bool, Mapping[str, Any] | None, str | None]
 
 
-class CommandRefused(ValueError):
+class CommandRefused(FieldError):
     """A command that cannot be sent as asked; ``field`` names the culprit (name or args.<arg>)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def _arg_field(problem: str, args: Mapping[str, Any]) -> str:

@@ -281,29 +281,40 @@ class AbsenceSpec(_Strict):
     period_s: int = Field(ge=60, le=90 * 86400, description="nothing matching for this long fires")
 
 
-@register
-class Absence(Kind):
-    code = "absence"
-    label = ("缺失（长时间无事件）", "absence")
-    Spec = AbsenceSpec
+class _Silence(Kind):
+    """Fires when nothing that ``hits`` has come for ``period_s``; the next hit clears it."""
+
     timed = True
 
-    def observe(self, spec: AbsenceSpec, st: St, obs: Obs) -> str | None:
-        if not spec.match.hits(obs) or obs.ts <= st.last_ms:
-            return None  # an older message than the last match changes nothing
+    def hits(self, spec: Any, obs: Obs) -> bool:
+        raise NotImplementedError
+
+    def observe(self, spec: Any, st: St, obs: Obs) -> str | None:
+        if not self.hits(spec, obs) or obs.ts <= st.last_ms:
+            return None  # an older message than the last hit changes nothing
         st.last_ms, st.dirty = obs.ts, True
         if st.active:
             return st.clear(obs.ts, None)
         return None
 
-    def tick(self, spec: AbsenceSpec, st: St, now_ms: int) -> str | None:
+    def tick(self, spec: Any, st: St, now_ms: int) -> str | None:
         if not st.active and st.last_ms and now_ms - st.last_ms >= spec.period_s * 1000:
             return st.fire(now_ms, {"last_ms": st.last_ms})
         return None
 
-    def baseline(self, spec: AbsenceSpec, st: St, now_ms: int) -> None:
+    def baseline(self, spec: Any, st: St, now_ms: int) -> None:
         if not st.last_ms:
             st.last_ms, st.dirty = now_ms, True
+
+
+@register
+class Absence(_Silence):
+    code = "absence"
+    label = ("缺失（长时间无事件）", "absence")
+    Spec = AbsenceSpec
+
+    def hits(self, spec: AbsenceSpec, obs: Obs) -> bool:
+        return spec.match.hits(obs)
 
 
 class StaleSpec(_Strict):
@@ -312,28 +323,13 @@ class StaleSpec(_Strict):
 
 
 @register
-class Stale(Kind):
+class Stale(_Silence):
     code = "stale"
     label = ("数据未更新", "value not updated")
     Spec = StaleSpec
-    timed = True
 
-    def observe(self, spec: StaleSpec, st: St, obs: Obs) -> str | None:
-        if obs.values is None or spec.field not in obs.values or obs.ts <= st.last_ms:
-            return None
-        st.last_ms, st.dirty = obs.ts, True
-        if st.active:
-            return st.clear(obs.ts, obs.values[spec.field])
-        return None
-
-    def tick(self, spec: StaleSpec, st: St, now_ms: int) -> str | None:
-        if not st.active and st.last_ms and now_ms - st.last_ms >= spec.period_s * 1000:
-            return st.fire(now_ms, {"last_ms": st.last_ms})
-        return None
-
-    def baseline(self, spec: StaleSpec, st: St, now_ms: int) -> None:
-        if not st.last_ms:
-            st.last_ms, st.dirty = now_ms, True
+    def hits(self, spec: StaleSpec, obs: Obs) -> bool:
+        return obs.values is not None and spec.field in obs.values
 
 
 # --- rate ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from shequ.core.alarms.models import SEVERITIES
+from shequ.core.errors import FieldError
 from shequ.core.iot.types import device_types
 from shequ.core.plugins import load_scenarios
 from shequ.core.rules import actions as rule_actions
@@ -32,13 +33,8 @@ RULE_FIELDS = ("code", "name", "description", "scenario", "kind", "enabled", "ta
 DRY_RUN_MAX_ROWS = 500_000
 
 
-class RuleError(ValueError):
+class RuleError(FieldError):
     """A rule that does not validate; ``field`` names the culprit (``spec.op``, ``actions[1].name``)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def _pydantic_field(prefix: str, exc: ValidationError) -> RuleError:
