@@ -10,9 +10,7 @@ and those their department co-handles; they handle and feed back only those.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -30,15 +28,14 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from shequ.config import get_settings
 from shequ.core.cases import attachments as files
-from shequ.core.cases import hotline, service
+from shequ.core.cases import hotline, policy, service
 from shequ.core.cases.models import (
-    OPEN_STAGES,
     SOURCES,
     STAGES,
     Case,
@@ -47,6 +44,8 @@ from shequ.core.cases.models import (
     CaseStep,
     RoutingRule,
 )
+from shequ.core.cases.policy import may_attach, user_actions, user_department
+from shequ.core.cases.query import PAGE_SIZE, CaseFilters, is_overdue, list_cases
 from shequ.core.cases.schemas import (
     AttachmentOut,
     CaseActionIn,
@@ -64,13 +63,9 @@ from shequ.core.cases.schemas import (
 )
 from shequ.core.cases.service import ACTIONS, CaseError
 from shequ.core.iam import service as iam
-from shequ.core.iam.models import Role, User
-from shequ.core.iam.scope import AREAS, Scope
-from shequ.core.paging import Page
+from shequ.core.iam.models import User
 from shequ.core.places.models import Place, PlaceKind
-from shequ.core.places.service import locate
 from shequ.core.plugins import DEPARTMENTS
-from shequ.core.registry.validators import validate_phone
 from shequ.web import i18n
 from shequ.web.deps import SHANGHAI, ApiUser, PageUser, SessionDep, lang_of, render, require
 from shequ.web.records import MAX_ID, BadParam
@@ -86,8 +81,6 @@ ApiDispatcher = Annotated[User, Depends(require(iam.CASE_DISPATCH, api=True))]
 PageCaseReader = Annotated[User, Depends(require(iam.CASE_READ, api=False))]
 PageReporter = Annotated[User, Depends(require(iam.CASE_REPORT, api=False))]
 PageDispatcher = Annotated[User, Depends(require(iam.CASE_DISPATCH, api=False))]
-
-PAGE_SIZE = 50
 
 i18n.extend({
     "cases.title": ("事件工单", "Cases"),
@@ -176,52 +169,6 @@ STAGE_STYLE = {"reported": "maintenance", "registered": "maintenance", "dispatch
 
 # --- who may do what -----------------------------------------------------------------------------
 
-DISPATCH_ACTIONS = frozenset({"register", "void", "dispatch", "rework", "close", "extend", "suspend",
-                              "resume", "supervise", "co_handle", "assign", "escalate"})
-HANDLE_ACTIONS = frozenset({"handle", "feed_back"})
-ROLE_SOURCES: dict[str, str] = {Role.DEPARTMENT: "department", Role.RESIDENT: "resident"}
-
-
-def user_department(user: User) -> str | None:
-    """The department of a department user (``user.scope["department"]``); None for others."""
-    if user.role != Role.DEPARTMENT:
-        return None
-    value = (user.scope or {}).get("department")
-    return value if isinstance(value, str) and value else ""
-
-
-def _own_department(user: User, case: Case) -> bool:
-    dept = user_department(user)
-    return dept is None or (bool(dept) and (case.department == dept or dept in (case.co_departments or [])))
-
-
-def permitted(user: User, case: Case, action: str) -> bool:
-    """Whether the user's permissions (and, for department staff, the case's departments) allow
-    the action; the stage is checked separately."""
-    if action in DISPATCH_ACTIONS:
-        return iam.can(user, iam.CASE_DISPATCH)
-    if action in HANDLE_ACTIONS:
-        return iam.can(user, iam.CASE_HANDLE) and _own_department(user, case)
-    if action == "verify":
-        return iam.can(user, iam.CASE_VERIFY)
-    if action == "evaluate":
-        return iam.can(user, iam.CASE_DISPATCH) or (case.reporter_user_id is not None
-                                                   and case.reporter_user_id == user.id)
-    if action == "comment":
-        return any(iam.can(user, p) for p in (iam.CASE_HANDLE, iam.CASE_DISPATCH, iam.CASE_VERIFY))
-    return False
-
-
-def user_actions(user: User, case: Case) -> list[str]:
-    """The actions the stage allows and the user may take."""
-    return [a for a in service.allowed_actions(case) if permitted(user, case, a)]
-
-
-def _may_attach(user: User, case: Case) -> bool:
-    return (any(iam.can(user, p) for p in (iam.CASE_HANDLE, iam.CASE_DISPATCH, iam.CASE_VERIFY))
-            or (case.reporter_user_id is not None and case.reporter_user_id == user.id))
-
-
 def _forbidden(what: str) -> HTTPException:
     return HTTPException(status_code=403, detail=f"无权限 (not allowed: {what})")
 
@@ -231,20 +178,6 @@ def _not_found(what: str, ident: object) -> HTTPException:
 
 
 # --- the list ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CaseFilters:
-    stage: str | None = None
-    source: str | None = None
-    class_code: str | None = None
-    department: str | None = None
-    grid_id: int | None = None
-    committee_id: int | None = None
-    overdue: bool = False
-    q: str | None = None
-    reported_from: dt.datetime | None = None
-    reported_to: dt.datetime | None = None
-
 
 def _when(field: str, raw: str | None, *, end: bool = False) -> dt.datetime | None:
     """An ISO 8601 date or time (without an offset: Asia/Shanghai); a bare date as ``end`` is
@@ -299,63 +232,12 @@ def filters_from(query: Mapping[str, str]) -> CaseFilters:
                        reported_from=start, reported_to=end)
 
 
-def _department_clause(dept: str) -> Any:
-    # co_departments is a JSON list; its text holds the name quoted (escaped or not, as written)
-    as_text = cast(Case.co_departments, String)
-    return or_(Case.department == dept,
-               as_text.contains(json.dumps(dept), autoescape=True),
-               as_text.contains(json.dumps(dept, ensure_ascii=False), autoescape=True))
-
-
-def list_cases(*, session: Session, filters: CaseFilters, department: str | None = None, page: int = 1,
-               size: int = PAGE_SIZE, now: dt.datetime | None = None) -> Page:
-    """Cases in the session's scope, newest first; ``department`` limits them to those the
-    department handles or co-handles (how department staff see the list)."""
-    now = now or dt.datetime.now(dt.UTC)
-    where: list[Any] = []
-    f = filters
-    if department is not None:
-        where.append(_department_clause(department) if department else Case.id.is_(None))
-    if f.stage:
-        where.append(Case.stage == f.stage)
-    if f.source:
-        where.append(Case.source == f.source)
-    if f.class_code:
-        where.append(Case.class_code.startswith(f.class_code, autoescape=True))
-    if f.department:
-        where.append(_department_clause(f.department))
-    if f.grid_id:
-        where.append(Case.grid_id == f.grid_id)
-    if f.committee_id:
-        where.append(Case.committee_id == f.committee_id)
-    if f.overdue:
-        where += [Case.stage.in_(OPEN_STAGES), Case.suspended_at.is_(None), Case.stage_due_at < now]
-    if f.q:
-        where.append(or_(Case.title.icontains(f.q, autoescape=True), Case.code.icontains(f.q, autoescape=True),
-                         Case.address_text.icontains(f.q, autoescape=True),
-                         Case.description.icontains(f.q, autoescape=True)))
-    if f.reported_from:
-        where.append(Case.reported_at >= f.reported_from)
-    if f.reported_to:
-        where.append(Case.reported_at < f.reported_to)
-    total = session.scalar(select(func.count(Case.id)).where(*where)) or 0
-    items = list(session.scalars(select(Case).where(*where).order_by(Case.reported_at.desc(), Case.id.desc())
-                                 .offset((page - 1) * size).limit(size)))
-    return Page(items=items, total=total, page=page, size=size)
-
-
 # --- shaping the answers -------------------------------------------------------------------------
 
 def _class_names(session: Session, lang: str) -> dict[str, str]:
     service.ensure_classes(session=session)
     rows = session.execute(select(CaseClass.code, CaseClass.name, CaseClass.name_en))
     return {code: (name if lang.startswith("zh") or not name_en else name_en) for code, name, name_en in rows}
-
-
-def is_overdue(case: Case, now: dt.datetime | None = None) -> bool:
-    now = now or dt.datetime.now(dt.UTC)
-    return (case.stage in OPEN_STAGES and case.suspended_at is None and case.stage_due_at is not None
-            and case.stage_due_at < now)
 
 
 def case_item(case: Case, names: Mapping[str, str]) -> dict[str, Any]:
@@ -405,85 +287,25 @@ def case_detail(*, session: Session, case: Case, user: User, lang: str) -> dict[
 
 # --- reporting -----------------------------------------------------------------------------------
 
-def _default_source(user: User) -> str:
-    return ROLE_SOURCES.get(user.role, "patrol")
-
-
 def report_case(*, session: Session, user: User, body: CaseReportIn) -> Case:
-    """Open a case for a user's report: the source follows the role unless a dispatcher chooses;
-    staff bound to areas report within them."""
-    may_dispatch = iam.can(user, iam.CASE_DISPATCH)
-    source = _default_source(user)
-    if body.source is not None and body.source != source:
-        if not may_dispatch:
-            raise CaseError("source", f"只有调度员可以指定来源，您的上报来源是 {source}（only a dispatcher chooses the source）")
-        source = body.source
-    if body.dispatch and not may_dispatch:
-        raise _forbidden("dispatch")
-    phone = None
-    if body.reporter_phone:
-        try:
-            phone = validate_phone(body.reporter_phone)
-        except ValueError as exc:
-            raise CaseError("reporter_phone", str(exc)) from None
-    if not iam.can(user, iam.CASE_READ):  # residents: the classes offered to the public only
-        klass = service.get_class(session=session, code=body.class_code)
-        if klass is not None and not klass.public:
-            raise CaseError("class_code", f"{body.class_code!r} 不对公众开放（not offered to residents）")
-    if (body.lon is None) != (body.lat is None):
-        raise CaseError("lat" if body.lat is None else "lon", "经纬度须同时给出（give both lon and lat）")
-    place_id = body.place_id
-    area: dict[str, int | None] = {}
-    if place_id is not None:
-        place = session.scalar(select(Place).where(Place.id == place_id))
-        if place is None:
-            raise CaseError("place_id", f"地点 {place_id} 不存在（unknown place）")
-        area = place.ancestry()
-    elif body.lon is not None and body.lat is not None:
-        found = locate(session=session, lon=body.lon, lat=body.lat)
-        place_id = found.compound_id or found.committee_id or found.grid_id
-        area = {"grid_id": found.grid_id, "committee_id": found.committee_id, "compound_id": found.compound_id}
-    scope = session.info.get("scope")
-    if isinstance(scope, Scope) and scope.kind == AREAS and not scope.covers_area(
-            grid_id=area.get("grid_id"), committee_id=area.get("committee_id"), compound_id=area.get("compound_id")):
-        raise CaseError("place_id", "位置不在您的管辖范围内（the place is outside your areas）")
-    return service.open_case(session=session, title=body.title, class_code=body.class_code, source=source,
-                             actor=user.username, description=body.description, place_id=place_id,
-                             lon=body.lon, lat=body.lat, address_text=body.address_text, priority=body.priority,
-                             reporter_name=body.reporter_name or user.display_name or user.username,
-                             reporter_phone=phone, reporter_user_id=user.id, dispatch=body.dispatch)
+    try:
+        return policy.report_case(session=session, user=user, body=body)
+    except policy.CaseForbidden as exc:
+        raise _forbidden(exc.what) from None
 
 
 def take_action(*, session: Session, user: User, case: Case, action: str, body: CaseActionIn) -> Case:
-    """One action by a user: 422 (CaseError) for what the stage or values do not allow, 403 for
-    what the user may not do."""
-    if action not in ACTIONS:
-        raise CaseError("action", f"{action[:30]!r} 不是工单操作，可用：{', '.join(ACTIONS)}（not an action）")
-    if not permitted(user, case, action):
-        if action in HANDLE_ACTIONS and iam.can(user, iam.CASE_HANDLE):
-            raise _forbidden(f"{action}: 该工单不属于您的部门 (the case is not your department's)")
-        raise _forbidden(action)
-    if body.assignee_id is not None and session.scalar(select(User.id).where(User.id == body.assignee_id)) is None:
-        raise CaseError("assignee_id", f"用户 {body.assignee_id} 不存在（unknown user）")
-    return service.act(session=session, case=case, action=action, actor=user.username, note=body.note,
-                       department=body.department, departments=body.departments, hours=body.hours,
-                       satisfaction=body.satisfaction, assignee_id=body.assignee_id)
+    try:
+        return policy.take_action(session=session, user=user, case=case, action=action, body=body)
+    except policy.CaseForbidden as exc:
+        raise _forbidden(exc.what) from None
 
 
 def attach(*, session: Session, user: User, case: Case, name: str, data: bytes, note: str = "") -> CaseAttachment:
-    """Keep a file with a case; with a note, the note goes to the timeline as a comment that
-    the attachment points to."""
-    if not _may_attach(user, case):
-        raise _forbidden("attach")
-    if "\x00" in note:
-        raise CaseError("note", "不能包含 NUL 字符（must not contain a NUL character）")
-    row = files.add_attachment(session=session, case=case, name=name, data=data, uploaded_by=user.username)
-    if note.strip():
-        service.act(session=session, case=case, action="comment", actor=user.username, note=note[:2000],
-                    data={"attachment_id": row.id, "attachment": row.name})
-        row.step_id = service.timeline(session=session, case_id=case.id)[-1].id
-        session.flush()
-    return row
+    try:
+        return policy.attach(session=session, user=user, case=case, name=name, data=data, note=note)
+    except policy.CaseForbidden as exc:
+        raise _forbidden(exc.what) from None
 
 
 # --- API -----------------------------------------------------------------------------------------
@@ -820,7 +642,7 @@ async def new_post(request: Request, session: SessionDep, user: PageReporter) ->
         "reporter_phone": val("reporter_phone"), "source": val("source"),
         "dispatch": val("dispatch") in ("1", "on", "true"),
     }
-    if data["source"] == _default_source(user):
+    if data["source"] == policy.default_source(user):
         data["source"] = None
     try:
         body = CaseReportIn.model_validate(data)
@@ -839,7 +661,7 @@ def _detail_context(request: Request, session: Session, user: User, case: Case, 
     detail = case_detail(session=session, case=case, user=user, lang=lang)
     place = session.scalar(select(Place).where(Place.id == case.place_id)) if case.place_id else None
     return {"case": detail, "place": place, "error": error, "departments": DEPARTMENTS,
-            "may_attach": _may_attach(user, case), "stage_style": STAGE_STYLE}
+            "may_attach": may_attach(user, case), "stage_style": STAGE_STYLE}
 
 
 @pages.get("/cases/{case_id:int}")
