@@ -93,3 +93,19 @@ def test_the_sweep_escalates_level_by_level(session: Session, case: Case,
         service.act(session=session, case=case, action=action, actor="x", now=shanghai(30, 15))
     assert case.handled_on_time is False and case.closed_on_time is False
     assert service.sweep_overdue(session=session, now=dt.datetime(2026, 12, 31, tzinfo=UTC)) == []
+
+
+def test_a_hotline_time_limit_earlier_than_the_class_deadline_binds(session) -> None:
+    tree = place_tree(session)
+    friday_9 = dt.datetime(2026, 11, 27, 1, 0, tzinfo=dt.UTC)  # 09:00 Shanghai
+    limit = "2026-11-27T11:00:00+08:00"  # the 12345 centre wants it handled by 11:00
+    case = service.open_case(session=session, title="噪音", class_code="E0503", source="hotline", actor="d",
+                             place_id=tree.building.id, register=True, now=friday_9,
+                             attrs={"hotline": {"limit_at": limit}})
+    service.act(session=session, case=case, action="dispatch", actor="d", now=friday_9)
+    assert case.due_at == dt.datetime.fromisoformat(limit)  # not 4 working hours (14:00)
+    other = service.open_case(session=session, title="噪音", class_code="E0503", source="hotline", actor="d",
+                              place_id=tree.building.id, register=True, now=friday_9,
+                              attrs={"hotline": {"limit_at": "2026-12-04T17:00:00+08:00"}})
+    service.act(session=session, case=other, action="dispatch", actor="d", now=friday_9)
+    assert other.due_at == dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)  # 09:00–12:00 and 13:00–14:00

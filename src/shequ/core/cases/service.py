@@ -239,6 +239,18 @@ def stage_hours(*, session: Session, case: Case, stage: str) -> float | None:
     return float(hours) if hours is not None else None
 
 
+def _outside_limit(case: Case) -> dt.datetime | None:
+    """A time limit the case brought with it (a 12345 order's 办理时限), if any."""
+    raw = ((case.attrs or {}).get("hotline") or {}).get("limit_at")
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=SHANGHAI)
+
+
 def _set_stage(session: Session, case: Case, stage: str, now: dt.datetime) -> None:
     case.stage = stage
     hours = stage_hours(session=session, case=case, stage=stage) if stage in OPEN_STAGES else None
@@ -402,6 +414,9 @@ def act(*, session: Session, case: Case, action: str, actor: str, now: dt.dateti
             case.assignee_id = assignee_id
         case.dispatched_at = case.dispatched_at or now
         _set_stage(session, case, DISPATCHED, now)
+        limit = _outside_limit(case)
+        if limit is not None and case.stage_due_at is not None and limit < case.stage_due_at:
+            case.stage_due_at = limit  # the 12345 centre's own time limit binds when it is earlier
         if case.due_at is None or from_stage == REGISTERED:
             case.due_at = case.stage_due_at
         step_department = case.department
