@@ -64,9 +64,16 @@ def prepare_loop(*, tenant_id: int) -> None:
     from shequ.core.cases.service import ensure_classes
     from shequ.core.rules.service import install_default_rules
 
+    from shequ.core.places.models import Tenant
+
     with session_scope(tenant_id=tenant_id, actor="seed") as session:
         install_default_rules(session=session, actor="seed")
         ensure_classes(session=session)
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is not None and "department_calendars" not in (tenant.settings or {}):
+            # Jiangchuan Road's 城运中心 keeps a 24-hour duty: its deadlines run round the clock
+            tenant.settings = {**(tenant.settings or {}), "department_calendars": {
+                "城运中心": {"periods": [["00:00", "24:00"]], "every_day": True}}}
 
 
 def prepare_demo(*, scale: str = "full", seed: int = 1, progress: bool = False) -> list[DemoAccount]:

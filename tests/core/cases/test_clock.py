@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from shequ.core import events
 from shequ.core.cases import service
+from shequ.core.cases.calendar import SHANGHAI as SHANGHAI_TZ
 from shequ.core.cases.models import Case
 from tests.factories import place_tree
 
@@ -109,3 +110,19 @@ def test_a_hotline_time_limit_earlier_than_the_class_deadline_binds(session) -> 
                               attrs={"hotline": {"limit_at": "2026-12-04T17:00:00+08:00"}})
     service.act(session=session, case=other, action="dispatch", actor="d", now=friday_9)
     assert other.due_at == dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)  # 09:00–12:00 and 13:00–14:00
+
+
+def test_a_department_on_24_hour_duty_has_deadlines_around_the_clock(session) -> None:
+    tenant = session.info["tenant"]
+    tenant.settings = {"department_calendars": {"城运中心": {"periods": [["00:00", "24:00"]], "every_day": True}}}
+    session.flush()
+    tree = place_tree(session)
+    sunday_3am = dt.datetime(2026, 11, 29, 3, 0, tzinfo=SHANGHAI_TZ)
+    fire = service.open_case(session=session, title="烟感报警", class_code="E0401", source="alarm", actor="r",
+                             place_id=tree.building.id, priority="urgent", dispatch=True, now=sunday_3am)
+    assert fire.department == "城运中心" and fire.due_at == sunday_3am + dt.timedelta(minutes=30)
+    # other departments keep office hours on the holiday calendar: Monday 08:30 + 8 h → 17:30
+    cover = service.open_case(session=session, title="井盖缺失", class_code="C0101", source="patrol", actor="g",
+                              place_id=tree.building.id, dispatch=True, now=sunday_3am)
+    assert cover.department == "城建中心"
+    assert cover.due_at == dt.datetime(2026, 11, 30, 17, 30, tzinfo=SHANGHAI_TZ)

@@ -39,24 +39,26 @@ def _minutes(hhmm: str) -> int:
 
 @dataclass(frozen=True)
 class WorkCalendar:
-    """Working periods of a working day, in minutes after local midnight."""
+    """Working periods of a working day, in minutes after local midnight; ``every_day`` for a
+    duty that knows no holidays (a 24-hour operations centre)."""
 
     periods: tuple[tuple[int, int], ...]
+    every_day: bool = False
 
     @classmethod
-    def of(cls, periods: Sequence[Sequence[str]] | None = None) -> WorkCalendar:
+    def of(cls, periods: Sequence[Sequence[str]] | None = None, every_day: bool = False) -> WorkCalendar:
         spans = tuple(sorted((_minutes(a), _minutes(b)) for a, b in (periods or DEFAULT_PERIODS)))
         if not spans or any(a >= b for a, b in spans) or any(
                 spans[i][1] > spans[i + 1][0] for i in range(len(spans) - 1)):
             raise ValueError("working hours: periods must be non-empty, ordered and not overlap")
-        return cls(spans)
+        return cls(spans, every_day)
 
     @property
     def hours_per_day(self) -> float:
         return sum(b - a for a, b in self.periods) / 60
 
     def _day_spans(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
-        if not is_workday(day):
+        if not self.every_day and not is_workday(day):
             return []
         midnight = dt.datetime.combine(day, dt.time(), SHANGHAI)
         return [(midnight + dt.timedelta(minutes=a), midnight + dt.timedelta(minutes=b))
@@ -98,7 +100,14 @@ class WorkCalendar:
         return total.total_seconds() / 3600
 
 
-def calendar_for(settings: dict[str, object] | None) -> WorkCalendar:
-    """The tenant's calendar (its ``working_hours`` setting, or the default)."""
-    periods = (settings or {}).get("working_hours")
+def calendar_for(settings: dict[str, object] | None, department: str | None = None) -> WorkCalendar:
+    """The calendar of a tenant (its ``working_hours`` setting, or the default), or of one of its
+    departments where ``department_calendars`` names it, e.g. a 24-hour duty:
+    ``{"城运中心": {"periods": [["00:00", "24:00"]], "every_day": true}}``."""
+    settings = settings or {}
+    own = (settings.get("department_calendars") or {}) if department else {}
+    entry = own.get(department) if isinstance(own, dict) else None
+    if isinstance(entry, dict):
+        return WorkCalendar.of(entry.get("periods"), bool(entry.get("every_day", False)))
+    periods = settings.get("working_hours")
     return WorkCalendar.of(periods if isinstance(periods, list) else None)

@@ -223,8 +223,9 @@ def _tenant_settings(session: Session) -> dict[str, Any]:
     return dict(cache[tenant_id])
 
 
-def work_calendar(*, session: Session) -> WorkCalendar:
-    return calendar_for(_tenant_settings(session))
+def work_calendar(*, session: Session, department: str | None = None) -> WorkCalendar:
+    """The tenant's working calendar, or the department's own where the tenant set one."""
+    return calendar_for(_tenant_settings(session), department)
 
 
 def stage_hours(*, session: Session, case: Case, stage: str) -> float | None:
@@ -254,7 +255,8 @@ def _outside_limit(case: Case) -> dt.datetime | None:
 def _set_stage(session: Session, case: Case, stage: str, now: dt.datetime) -> None:
     case.stage = stage
     hours = stage_hours(session=session, case=case, stage=stage) if stage in OPEN_STAGES else None
-    case.stage_due_at = work_calendar(session=session).add(now, hours) if hours is not None else None
+    cal = work_calendar(session=session, department=case.department)
+    case.stage_due_at = cal.add(now, hours) if hours is not None else None
 
 
 # --- the timeline ----------------------------------------------------------------------------
@@ -397,7 +399,7 @@ def act(*, session: Session, case: Case, action: str, actor: str, now: dt.dateti
     if case.suspended_at is not None and action not in WHILE_SUSPENDED:
         raise CaseError("action", f"the case is suspended (挂账); resume it before {action}")
     from_stage = case.stage
-    cal = work_calendar(session=session)
+    cal = work_calendar(session=session, department=case.department)
     extra: dict[str, Any] = dict(data or {})
     step_department = None
     if action == "dispatch":
@@ -510,14 +512,13 @@ def sweep_overdue(*, session: Session, now: dt.datetime | None = None) -> list[C
     """Escalate every open, unsuspended case past its stage's deadline: level 1 at the
     deadline, one more level every ESCALATE_EVERY_HOURS working hours after, up to 3."""
     now = now or dt.datetime.now(dt.UTC)
-    cal = work_calendar(session=session)
     stmt = (select(Case).where(Case.stage.in_(OPEN_STAGES), Case.suspended_at.is_(None),
                                Case.stage_due_at.is_not(None), Case.stage_due_at < now)
             .execution_options(all_scopes=True))
     escalated = []
     for case in session.scalars(stmt):
         assert case.stage_due_at is not None
-        late = cal.between(case.stage_due_at, now)
+        late = work_calendar(session=session, department=case.department).between(case.stage_due_at, now)
         level = min(MAX_ESCALATION, 1 + int(late // ESCALATE_EVERY_HOURS))
         first = case.overdue_at is None
         if first:
