@@ -62,9 +62,8 @@ def prepare_devices(*, tenant_id: int, scale: str, seed: int) -> int:
 def prepare_loop(*, tenant_id: int) -> None:
     """The tenant's default rules (kernel and scenarios) and case classes, where missing."""
     from shequ.core.cases.service import ensure_classes
-    from shequ.core.rules.service import install_default_rules
-
     from shequ.core.places.models import Tenant
+    from shequ.core.rules.service import install_default_rules
 
     with session_scope(tenant_id=tenant_id, actor="seed") as session:
         install_default_rules(session=session, actor="seed")
