@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -132,9 +134,11 @@ def start_live(tenant_code: str, *, speed: float = 1.0) -> threading.Event:
     else:
         sim = Simulator(tenant_code, transport="inproc", speed=speed, engine=get_engine())
 
+    incidents = Incidents(sim)
+
     def run() -> None:
         try:
-            sim.run(None, stop)
+            sim.run(None, stop, on_tick=incidents.tick)
         except Exception:  # the server stays up; the log says why the devices went quiet
             logging.getLogger(__name__).exception("the simulator stopped")
 
@@ -142,6 +146,32 @@ def start_live(tenant_code: str, *, speed: float = 1.0) -> threading.Event:
     if not url:  # the worker runs the loop's sweeps when there is one
         threading.Thread(target=_sweeps, args=(stop,), name="shequ-sweeps", daemon=True).start()
     return stop
+
+
+# What the demo stages so that the loop shows: an incident a little after start, then one every
+# few minutes (scenario packages add theirs to the simulator's anomalies).
+DEMO_INCIDENTS = ("smoke", "gas_leak", "smoke", "over_temperature", "offline")
+FIRST_INCIDENT_S = 20.0
+INCIDENT_EVERY_S = 180.0
+
+
+class Incidents:
+    """Injects the demo's incidents in turn while the simulator runs."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+        self.started = time.monotonic()
+        self.count = 0
+
+    def tick(self, _sim_t: float, _sent: int) -> None:
+        due = FIRST_INCIDENT_S + self.count * INCIDENT_EVERY_S
+        if time.monotonic() - self.started >= due:
+            kind = DEMO_INCIDENTS[self.count % len(DEMO_INCIDENTS)]
+            self.count += 1
+            try:
+                self.sim.inject(kind)
+            except ValueError:  # a kind the simulator does not know (any more)
+                logging.getLogger(__name__).warning("demo incident %s is not a simulator anomaly", kind)
 
 
 def _sweeps(stop: threading.Event) -> None:
