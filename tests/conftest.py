@@ -25,6 +25,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      choices=("sqlite", "postgresql"), help="database the suite runs on")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of one database's own mechanism run in that database's pass and are deselected
+    (not skipped) in the other."""
+    if config.getoption("--db") == "postgresql":
+        return
+    keep = [item for item in items if item.get_closest_marker("postgresql") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
 def require_service(name: str, reason: str) -> None:
     """Skip when a service is missing, except in CI where a missing service is a failure."""
     if os.environ.get("CI") == "true":
@@ -62,8 +73,10 @@ def _settings(tmp_path_factory: pytest.TempPathFactory, db_kind: str) -> Iterato
         url = admin_url.rsplit("/", 1)[0] + f"/{name}"
 
         def dropper() -> None:
+            from shequ.core.notify.bus import stop_all
             from shequ.db import _engines
 
+            stop_all()  # the LISTEN threads would keep knocking at the dropped database
             for engine in _engines.values():
                 engine.dispose()
             with admin.connect() as conn:

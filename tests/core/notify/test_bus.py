@@ -22,10 +22,7 @@ def test_payloads_name_tenant_and_users() -> None:
     assert PgBus.parse("junk") == [] and PgBus.parse("3:x") == []
 
 
-def test_the_polling_bus_looks_every_half_second(engine: Engine, db_kind: str) -> None:
-    if db_kind != "sqlite":
-        pytest.skip("SQLite's bus")
-
+def test_the_polling_bus_looks_every_half_second() -> None:
     async def go() -> float:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -35,9 +32,8 @@ def test_the_polling_bus_looks_every_half_second(engine: Engine, db_kind: str) -
     assert asyncio.run(go()) < POLL_SECONDS + 0.3
 
 
-def test_notify_wakes_on_commit_only(engine: Engine, db_kind: str) -> None:
-    if db_kind != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+@pytest.mark.postgresql  # LISTEN/NOTIFY is PostgreSQL's: runs in the suite's PostgreSQL pass
+def test_notify_wakes_on_commit_only(engine: Engine) -> None:
     bus = get_bus(engine)
     assert isinstance(bus, PgBus)
 

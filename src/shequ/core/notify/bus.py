@@ -195,6 +195,15 @@ _buses: dict[str, Bus] = {}
 _buses_lock = threading.Lock()
 
 
+def stop_all() -> None:
+    """Stop every LISTEN thread of this process (before its database goes away)."""
+    with _buses_lock:
+        for bus in _buses.values():
+            if isinstance(bus, PgBus):
+                bus.stop()
+        _buses.clear()
+
+
 def get_bus(bind: Engine | Connection | Any) -> Bus:
     """The bus of a database (one per process and database URL), by its dialect."""
     engine: Engine = bind.engine
