@@ -280,7 +280,7 @@ def _payload(case: Case, action: str, step: CaseStep) -> dict[str, Any]:
             "committee_id": case.committee_id, "priority": case.priority, "source": case.source,
             "assignee_id": case.assignee_id, "escalation_level": case.escalation_level,
             "due_at": case.stage_due_at.isoformat() if case.stage_due_at else None,
-            "actor": step.actor, "note": step.note}
+            "reporter_user_id": case.reporter_user_id, "actor": step.actor, "note": step.note}
 
 
 # --- opening a case --------------------------------------------------------------------------

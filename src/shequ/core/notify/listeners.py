@@ -99,8 +99,11 @@ def recipients(session: Session, event: Event) -> Audience:
                 who.roles.add(Role.DISPATCHER)
             if level >= LEADER_CASE_LEVEL:
                 who.roles.add(Role.LEADER)
-        reporter = session.scalar(select(Case.reporter_user_id).where(Case.id == p.get("case_id"))
-                                  .execution_options(all_scopes=True)) if p.get("case_id") else None
+        if "reporter_user_id" in p:  # the case's payload names its reporter
+            reporter = p["reporter_user_id"]
+        else:
+            reporter = session.scalar(select(Case.reporter_user_id).where(Case.id == p.get("case_id"))
+                                      .execution_options(all_scopes=True)) if p.get("case_id") else None
         if reporter is not None:
             who.direct.add(int(reporter))
     return who
