@@ -163,6 +163,24 @@ def _count(engine: Any, tenant_id: int, run: str) -> int:
                                 {"t": tenant_id, "r": f"{run}-%"}).scalar() or 0)
 
 
+def wait_for_workers(engine: Any, tenant_id: int, pub: Any, tenant: str, devs: list[Any],
+                     pause_s: float = 0.5) -> None:
+    """The workers are up once a probe message is stored; then every worker of the share subscribes."""
+    from shequ.core.iot.pipeline import now_ms
+
+    probe = uuid.uuid4().hex[:6]
+    deadline = time.monotonic() + 60
+    while _count(engine, tenant_id, probe) < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not come up within 60 s")
+        dcode, token, _ = devs[0]
+        pub.publish(f"shequ/{tenant}/{dcode}/telemetry", json.dumps(
+            {"id": f"{probe}-0", "ts": now_ms(), "v": {"flow_lpm": 1.0}, "tk": token}).encode())
+        pub.wait_acked(10)
+        time.sleep(pause_s)
+    time.sleep(1.0)
+
+
 def bench_mqtt(engine: Any, url: str, tenant: str, tenant_id: int, devs: list[Any], messages: int, workers: int,
                batch: int, stats_dir: Path, rate: int | None = None) -> dict[str, Any]:
     """Publish ``messages`` QoS 1 (at ``rate`` per second, or as fast as the broker takes them)."""
@@ -171,20 +189,9 @@ def bench_mqtt(engine: Any, url: str, tenant: str, tenant_id: int, devs: list[An
 
     procs = _start_workers(url, workers, stats_dir, batch)
     try:
-        # workers are up once a probe per worker round is stored
-        probe_run = uuid.uuid4().hex[:6]
         pub = MqttClient(url, f"bench-pub-{uuid.uuid4().hex[:6]}")
         pub.connect()
-        deadline = time.monotonic() + 60
-        while _count(engine, tenant_id, probe_run) < 1:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the workers did not come up within 60 s")
-            dcode, token, _ = devs[0]
-            pub.publish(f"shequ/{tenant}/{dcode}/telemetry", json.dumps(
-                {"id": f"{probe_run}-0", "ts": now_ms(), "v": {"flow_lpm": 1.0}, "tk": token}).encode())
-            pub.wait_acked(10)
-            time.sleep(0.5 + 0.1 * workers)
-        time.sleep(1.0)  # let every worker of the share subscribe
+        wait_for_workers(engine, tenant_id, pub, tenant, devs, pause_s=0.5 + 0.1 * workers)
         run = uuid.uuid4().hex[:6]
         rng = random.Random(2)
         topics = [f"shequ/{tenant}/{d[0]}/telemetry" for d in devs]

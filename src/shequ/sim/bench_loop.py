@@ -28,7 +28,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shequ.sim.bench_ingest import TYPES, _count, _pct, _setup, _start_workers
+from shequ.sim.bench_ingest import TYPES, _pct, _setup, _start_workers, wait_for_workers
 
 
 def _smoke_devices(engine: Any, tenant_id: int, n: int, code: str) -> list[tuple[str, str]]:
@@ -72,23 +72,6 @@ def _dispatched(engine: Any, tenant_id: int) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM work_order WHERE tenant_id = :t AND source = 'alarm' "
                                      "AND dispatched_at IS NOT NULL"), {"t": tenant_id}).scalar() or 0)
-
-
-def _wait_for_workers(engine: Any, tenant_id: int, pub: Any, tenant: str, devs: list[Any]) -> None:
-    """The workers are up once a probe message is stored."""
-    from shequ.core.iot.pipeline import now_ms
-
-    probe = uuid.uuid4().hex[:6]
-    deadline = time.monotonic() + 60
-    while _count(engine, tenant_id, probe) < 1:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the workers did not come up within 60 s")
-        dcode, token, _ = devs[0]
-        pub.publish(f"shequ/{tenant}/{dcode}/telemetry", json.dumps(
-            {"id": f"{probe}-0", "ts": now_ms(), "v": {"flow_lpm": 1.0}, "tk": token}).encode())
-        pub.wait_acked(10)
-        time.sleep(0.5)
-    time.sleep(1.0)  # let every worker of the share subscribe
 
 
 def bench_loop(*, rate: int, seconds: int, smoke_per_s: float, devices: int, db_url: str | None,
@@ -140,7 +123,7 @@ def bench_loop(*, rate: int, seconds: int, smoke_per_s: float, devices: int, db_
         try:
             pub = MqttClient(broker.url, f"bench-pub-{uuid.uuid4().hex[:6]}")
             pub.connect()
-            _wait_for_workers(engine, tenant_id, pub, tenant, devs)
+            wait_for_workers(engine, tenant_id, pub, tenant, devs)
             watcher.start()
             rng = random.Random(3)
             topics = [f"shequ/{tenant}/{d[0]}/telemetry" for d in devs]

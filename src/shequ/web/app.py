@@ -15,11 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 import shequ
+from shequ.core.errors import FieldError
 from shequ.core.plugins import load_scenarios
 from shequ.logs import install as install_log_masking
 from shequ.web.context import RequestContextMiddleware
 from shequ.web.deps import LoginRequired, render
-from shequ.web.records import BadParam
 from shequ.web.security import BrowserMiddleware
 
 API = "/api/v1"
@@ -131,8 +131,8 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
             return Response(status_code=204, headers={"HX-Redirect": "/login"})
         return RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", status_code=303)
 
-    @app.exception_handler(BadParam)
-    async def _bad_param(request: Request, exc: BadParam) -> Response:
+    @app.exception_handler(FieldError)  # BadParam and every service's refusal of an input
+    async def _bad_param(request: Request, exc: FieldError) -> Response:
         body = {"detail": str(exc), "errors": [{"field": exc.field, "message": exc.message}]}
         return JSONResponse(body, status_code=422)
 

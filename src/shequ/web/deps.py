@@ -156,19 +156,23 @@ PageUser = Annotated[User, Depends(page_user)]
 ApiUser = Annotated[User, Depends(api_user)]
 
 
+def ensure_can(user: User, *permissions: str) -> User:
+    """The one permission check: 403 unless the user's role (in their tenant's role_permission
+    table) and, for the API, their token grant every one of ``permissions``."""
+    for permission in permissions:
+        if not iam.can(user, permission):
+            raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
+    return user
+
+
 def require(permission: str, *, api: bool) -> Callable[..., User]:
-    """The one permission check: lets through only users whose role (in their tenant's
-    role_permission table) and, for the API, whose token grants ``permission``."""
+    """``ensure_can`` as a dependency of a page or an API route."""
 
     def check_page(user: PageUser) -> User:
-        if not iam.can(user, permission):
-            raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
-        return user
+        return ensure_can(user, permission)
 
     def check_api(user: ApiUser) -> User:
-        if not iam.can(user, permission):
-            raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
-        return user
+        return ensure_can(user, permission)
 
     return check_api if api else check_page
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shequ.config import get_settings
+from shequ.core.errors import FieldError
 from shequ.core.places.models import Place
 from shequ.core.registry.kinds import KINDS, LABELS, Kind
 from shequ.core.registry.query import ListParams, present_rows
@@ -30,13 +31,8 @@ MAX_ID = 2**31 - 1
 RecordId = Annotated[int, Path(ge=1, le=MAX_ID, description="record id")]
 
 
-class BadParam(ValueError):
+class BadParam(FieldError):
     """A query parameter that cannot be used; names the parameter and says why."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def kind_for_plural(plural: str) -> Kind | None:

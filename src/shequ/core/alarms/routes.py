@@ -45,7 +45,16 @@ from shequ.core.cases.service import CaseError
 from shequ.core.iam import service as iam
 from shequ.core.iam.models import User
 from shequ.web import i18n
-from shequ.web.deps import SHANGHAI, ApiUser, PageUser, SessionDep, lang_of, render, require
+from shequ.web.deps import (
+    SHANGHAI,
+    ApiUser,
+    PageUser,
+    SessionDep,
+    ensure_can,
+    lang_of,
+    render,
+    require,
+)
 from shequ.web.records import MAX_ID, BadParam
 from shequ.web.security import csrf_protect
 
@@ -126,12 +135,6 @@ i18n.extend({
 
 def _not_found(alarm_id: int) -> HTTPException:
     return HTTPException(status_code=404, detail=f"告警 {alarm_id} 不存在 (alarm not found)")
-
-
-def _may(user: User, *permissions: str) -> None:
-    for permission in permissions:
-        if not iam.can(user, permission):
-            raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
 
 
 def _alarm(session: Session, alarm_id: int) -> Alarm:
@@ -239,10 +242,7 @@ def _handle(session: Session, alarm: Alarm, user: User, verb: str, form: dict[st
 
 
 def _api_handle(session: Session, alarm: Alarm, user: User, verb: str, form: dict[str, Any]) -> AlarmDetail:
-    try:
-        _handle(session, alarm, user, verb, form)
-    except (AlarmError, CaseError) as exc:
-        raise BadParam(exc.field, exc.message) from None
+    _handle(session, alarm, user, verb, form)
     return _detail(session, alarm)
 
 
@@ -279,40 +279,40 @@ def alarm_summary(session: SessionDep, user: ApiAlarmReader) -> Any:
 
 @api.get("/alarms/{alarm_id:int}", response_model=AlarmDetail, summary="One alarm with its timeline and case")
 def get_alarm(alarm: ApiAlarm, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.ALARM_READ)
+    ensure_can(user, iam.ALARM_READ)
     return _detail(session, alarm)
 
 
 @api.post("/alarms/{alarm_id:int}/ack", response_model=AlarmDetail,
           summary="Acknowledge (确认): who and when are recorded; reminders and escalation stop")
 def ack_alarm(alarm: ApiAlarm, session: SessionDep, user: ApiUser, body: NoteIn | None = None) -> Any:
-    _may(user, iam.ALARM_HANDLE)
+    ensure_can(user, iam.ALARM_HANDLE)
     return _api_handle(session, alarm, user, "ack", (body or NoteIn()).model_dump())
 
 
 @api.post("/alarms/{alarm_id:int}/clear", response_model=AlarmDetail,
           summary="Clear (清除) by hand: the condition is over; a new occurrence is a new alarm")
 def clear_alarm(alarm: ApiAlarm, session: SessionDep, user: ApiUser, body: NoteIn | None = None) -> Any:
-    _may(user, iam.ALARM_HANDLE)
+    ensure_can(user, iam.ALARM_HANDLE)
     return _api_handle(session, alarm, user, "clear", (body or NoteIn()).model_dump())
 
 
 @api.post("/alarms/{alarm_id:int}/assign", response_model=AlarmDetail, summary="Assign the alarm to a user")
 def assign_alarm(alarm: ApiAlarm, body: AssignIn, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.ALARM_HANDLE)
+    ensure_can(user, iam.ALARM_HANDLE)
     return _api_handle(session, alarm, user, "assign", body.model_dump())
 
 
 @api.post("/alarms/{alarm_id:int}/comment", response_model=AlarmDetail, summary="Add a comment to the timeline")
 def comment_alarm(alarm: ApiAlarm, body: CommentIn, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.ALARM_HANDLE)
+    ensure_can(user, iam.ALARM_HANDLE)
     return _api_handle(session, alarm, user, "comment", body.model_dump())
 
 
 @api.post("/alarms/{alarm_id:int}/case", response_model=AlarmDetail,
           summary="Open a case from the alarm (转工单): registered and dispatched; the alarm keeps its case")
 def case_from_alarm(alarm: ApiAlarm, body: CaseIn, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.ALARM_HANDLE, iam.CASE_REPORT)
+    ensure_can(user, iam.ALARM_HANDLE, iam.CASE_REPORT)
     return _api_handle(session, alarm, user, "case", body.model_dump())
 
 
@@ -413,7 +413,7 @@ def _back(next_url: str, alarm: Alarm) -> str:
 
 
 async def _page_action(request: Request, session: Session, user: User, alarm: Alarm, verb: str) -> Response:
-    _may(user, iam.ALARM_HANDLE, *((iam.CASE_REPORT,) if verb == "case" else ()))
+    ensure_can(user, iam.ALARM_HANDLE, *((iam.CASE_REPORT,) if verb == "case" else ()))
     form = await request.form()
     values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     try:

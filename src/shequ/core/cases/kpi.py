@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from shequ.core.cases.calendar import SHANGHAI
 from shequ.core.cases.models import CLOSED, EVALUATED, OPEN_STAGES, Case, CaseClass
+from shequ.core.errors import FieldError
 from shequ.core.places.models import Place
 
 DIMENSIONS = ("department", "grid", "committee", "source", "class", "none")
@@ -107,13 +108,8 @@ class Report:
     total: Row
 
 
-class PeriodError(ValueError):
+class PeriodError(FieldError):
     """A period or dimension that cannot be used; names the parameter."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 # --- periods ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from shequ.core.cases import kpi
 from shequ.core.cases.calendar import SHANGHAI
+from shequ.core.errors import FieldError
 from shequ.core.iam import service as iam
 from shequ.core.iam.models import User
 from shequ.web import i18n
@@ -88,11 +89,8 @@ class KpiOut(BaseModel):
 
 def _report(session: Any, request: Request, start: dt.date | None, end: dt.date | None, by: str) -> kpi.Report:
     default_start, default_end = kpi.default_period()
-    try:
-        return kpi.indicators(session=session, start=start or default_start, end=end or default_end, by=by,
-                              lang=lang_of(request))
-    except kpi.PeriodError as exc:
-        raise BadParam(exc.field, exc.message) from None
+    return kpi.indicators(session=session, start=start or default_start, end=end or default_end, by=by,
+                          lang=lang_of(request))
 
 
 def _xlsx(session: Any, request: Request, user: User, report: kpi.Report) -> Response:
@@ -183,7 +181,7 @@ def kpi_page(request: Request, session: SessionDep, user: PageKpiReader,
     error = ""
     try:
         report = _report(session, request, _date("start", start), _date("end", end), by)
-    except BadParam as exc:
+    except FieldError as exc:  # a bad parameter, or a period the indicators refuse
         error = str(exc)
         by = by if by in kpi.DIMENSIONS else "department"
         report = _report(session, request, None, None, by)

@@ -328,10 +328,6 @@ ApiCase = Annotated[Case, Depends(_api_case)]
 PageCase = Annotated[Case, Depends(_page_case)]
 
 
-def _case_error(exc: CaseError) -> BadParam:
-    return BadParam(exc.field, exc.message)
-
-
 def _page_size(size: int) -> int:
     limit = get_settings().page_size_max
     if size > limit:
@@ -374,10 +370,7 @@ def list_cases_api(request: Request, session: SessionDep, user: ApiCaseReader,
 def report_case_api(request: Request, body: CaseReportIn, session: SessionDep, user: ApiUser) -> Any:
     if not iam.can(user, iam.CASE_REPORT):
         raise _forbidden(iam.CASE_REPORT)
-    try:
-        case = report_case(session=session, user=user, body=body)
-    except CaseError as exc:
-        raise _case_error(exc) from None
+    case = report_case(session=session, user=user, body=body)
     return case_detail(session=session, case=case, user=user, lang=lang_of(request))
 
 
@@ -398,10 +391,7 @@ def get_case_api(request: Request, case: ApiCase, session: SessionDep, user: Api
 def act_api(request: Request, case: ApiCase, session: SessionDep, user: ApiUser,
             action: Annotated[str, Path(max_length=20, description=", ".join(ACTIONS))],
             body: Annotated[CaseActionIn | None, Body()] = None) -> Any:
-    try:
-        take_action(session=session, user=user, case=case, action=action, body=body or CaseActionIn())
-    except CaseError as exc:
-        raise _case_error(exc) from None
+    take_action(session=session, user=user, case=case, action=action, body=body or CaseActionIn())
     return case_detail(session=session, case=case, user=user, lang=lang_of(request))
 
 
@@ -411,10 +401,7 @@ async def attach_api(case: ApiCase, session: SessionDep, user: ApiUser,
                      file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or PDF, ≤ 10 MB")],
                      note: Annotated[str, Form(max_length=2000)] = "") -> Any:
     data = await file.read(files.MAX_BYTES + 1)
-    try:
-        row = attach(session=session, user=user, case=case, name=file.filename or "file", data=data, note=note)
-    except CaseError as exc:
-        raise _case_error(exc) from None
+    row = attach(session=session, user=user, case=case, name=file.filename or "file", data=data, note=note)
     return _attachment_out(row)
 
 
@@ -466,10 +453,7 @@ def routing_rules_api(session: SessionDep, user: ApiCaseReader) -> Any:
 
 @api.post("/routing-rules", response_model=RoutingRuleOut, status_code=201, summary="Add a routing rule")
 def add_routing_rule_api(body: RoutingRuleIn, session: SessionDep, user: ApiDispatcher) -> Any:
-    try:
-        rule = service.save_routing_rule(session=session, **body.model_dump())
-    except CaseError as exc:
-        raise _case_error(exc) from None
+    rule = service.save_routing_rule(session=session, **body.model_dump())
     return _routing_out(rule)
 
 
@@ -489,10 +473,7 @@ def patch_case_class_api(class_code: Annotated[str, Path(max_length=20)], body: 
     klass = service.get_class(session=session, code=class_code)
     if klass is None:
         raise _not_found("案件分类", class_code)
-    try:
-        service.update_class(session=session, klass=klass, **body.model_dump(exclude_none=True))
-    except CaseError as exc:
-        raise _case_error(exc) from None
+    service.update_class(session=session, klass=klass, **body.model_dump(exclude_none=True))
     return CaseClassOut.model_validate(klass, from_attributes=True).model_dump()
 
 

@@ -301,11 +301,8 @@ def get_subscription(session: SessionDep, user: ApiUser) -> Any:
 
 @api.put("/me/alarm-subscription", response_model=SubscriptionOut, summary="Set which alarms reach me")
 def put_subscription(body: SubscriptionIn, session: SessionDep, user: ApiUser) -> Any:
-    try:
-        service.set_subscription(session=session, user_id=user.id, min_severity=body.min_severity,
-                                 types=body.types, scenarios=body.scenarios, channels=body.channels)
-    except service.NotifyError as exc:
-        raise BadParam(exc.field, exc.message) from None
+    service.set_subscription(session=session, user_id=user.id, min_severity=body.min_severity,
+                             types=body.types, scenarios=body.scenarios, channels=body.channels)
     return _subscription_out(session, user)
 
 
@@ -324,10 +321,6 @@ def _webhook(webhook_id: WebhookId, session: SessionDep, user: ApiUser) -> Webho
 ApiWebhook = Annotated[Webhook, Depends(_webhook)]
 
 
-def _bad(exc: webhooks.WebhookError) -> BadParam:
-    return BadParam(exc.field, exc.message)
-
-
 @api.get("/webhooks", response_model=list[WebhookOut], summary="The tenant's webhooks")
 def list_webhooks(session: SessionDep, user: ApiNotifyManager) -> Any:
     return [_webhook_out(h) for h in webhooks.list_webhooks(session=session)]
@@ -336,21 +329,15 @@ def list_webhooks(session: SessionDep, user: ApiNotifyManager) -> Any:
 @api.post("/webhooks", response_model=WebhookCreated, status_code=201,
           summary="Add a webhook; its secret is shown this once")
 def create_webhook(body: WebhookIn, session: SessionDep, user: ApiNotifyManager) -> Any:
-    try:
-        hook, secret = webhooks.create_webhook(session=session, name=body.name, url=body.url, events=body.events,
-                                               active=body.active)
-    except webhooks.WebhookError as exc:
-        raise _bad(exc) from None
+    hook, secret = webhooks.create_webhook(session=session, name=body.name, url=body.url, events=body.events,
+                                           active=body.active)
     return {**_webhook_out(hook), "secret": secret}
 
 
 @api.patch("/webhooks/{webhook_id}", response_model=WebhookOut, summary="Change a webhook")
 def patch_webhook(body: WebhookPatch, hook: ApiWebhook, session: SessionDep) -> Any:
-    try:
-        webhooks.update_webhook(session=session, webhook=hook, name=body.name, url=body.url, events=body.events,
-                                active=body.active)
-    except webhooks.WebhookError as exc:
-        raise _bad(exc) from None
+    webhooks.update_webhook(session=session, webhook=hook, name=body.name, url=body.url, events=body.events,
+                            active=body.active)
     return _webhook_out(hook)
 
 

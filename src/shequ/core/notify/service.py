@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shequ.core.alarms.models import CHANNELS, SEVERITIES, SEVERITY_RANK, AlarmSubscription
+from shequ.core.errors import FieldError
 from shequ.core.iam.models import User
 from shequ.core.notify import gateways
 from shequ.core.notify.bus import get_bus
@@ -27,13 +28,8 @@ KINDS = ("alarm", "case", "notice", "reminder", "escalation")
 DEFAULT_SMS_SEVERITY = "CRITICAL"  # without a subscription, SMS only for CRITICAL alarms
 
 
-class NotifyError(ValueError):
+class NotifyError(FieldError):
     """A value the notify services do not accept; names the field."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from shequ.core.errors import FieldError
 from shequ.core.events import Event
 from shequ.core.notify.models import Webhook, WebhookDelivery
 from shequ.core.paging import Page
@@ -49,13 +50,8 @@ LEASE = dt.timedelta(minutes=5)  # a claimed delivery is not picked again while 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
-class WebhookError(ValueError):
+class WebhookError(FieldError):
     """A webhook value that is refused; names the field."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 # --- signing ---------------------------------------------------------------------------------

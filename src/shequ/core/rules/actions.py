@@ -9,6 +9,7 @@ case can name its alarm. Each action's parameters are validated when the rule is
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -206,17 +207,12 @@ def _case(session: Session, tr: Transition, spec: CaseAction, now_ms: int, ctx: 
     body["actor"] = f"rule:{tr.rule.code}"
     alarm.pending_actions = [*(alarm.pending_actions or []), body]
     alarm.pending_since = alarm.pending_since or _now(now_ms)
-    wake = session.info.get("after_commit")
-    if wake is not None and session.info.get("engine") is not None:
+    after = session.info.get("after_commit")
+    if after is not None and session.info.get("engine") is not None and not session.info.get("_wakes_pending"):
         from shequ.core.alarms.service import wake_pending
 
-        engine = session.info["engine"]
-        if not any(getattr(fn, "wakes_pending", False) for fn in wake):
-            def kick() -> None:
-                wake_pending(engine)
-
-            kick.wakes_pending = True  # type: ignore[attr-defined]
-            wake.append(kick)
+        session.info["_wakes_pending"] = True  # one wake-up per batch is enough
+        after.append(functools.partial(wake_pending, session.info["engine"]))
 
 
 def _notify(session: Session, tr: Transition, spec: NotifyAction, now_ms: int, ctx: dict[str, Any]) -> None:

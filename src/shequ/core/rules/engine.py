@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, Table, bindparam, select, text
 from sqlalchemy.orm import Session
 
@@ -179,19 +178,17 @@ class RuleEngine:
             if not rules.simple and not rules.composite:
                 continue
             obs = sorted(per_tenant.get(tenant_id, []), key=lambda o: o.ts)
-            transitions = self._evaluate(changes.conn, rules, obs, changes.devices)
-            places = set(touched_places.get(tenant_id, set()))
-            places |= {t.place_id for t in transitions if t.place_id is not None}
-            for o in obs:
-                place_id = changes.devices[o.device_id].place_id
-                if place_id is not None:
-                    places.add(place_id)
-            if rules.composite and places:
-                transitions += self._composites(changes.conn, rules, tenant_id, places, changes.now_ms)
+            transitions = self._evaluate(changes.conn, tenant_id, rules, obs, changes.devices)
+            if rules.composite:  # the places the batch touched, only when a composite may look at them
+                places = set(touched_places.get(tenant_id, set()))
+                places |= {t.place_id for t in transitions if t.place_id is not None}
+                places |= {p for o in obs if (p := changes.devices[o.device_id].place_id) is not None}
+                if places:
+                    transitions += self._composites(changes.conn, rules, tenant_id, places, changes.now_ms)
             if transitions:
                 run_actions(changes.conn, tenant_id, transitions, changes.now_ms, changes.after_commit)
 
-    def _evaluate(self, conn: Connection, rules: TenantRules, obs: list[Obs],
+    def _evaluate(self, conn: Connection, tenant_id: int, rules: TenantRules, obs: list[Obs],
                   devices: dict[int, DeviceInfo]) -> list[Transition]:
         pairs: dict[tuple[int, int], list[Obs]] = defaultdict(list)
         wanted: dict[int, list[Compiled]] = {}
@@ -220,7 +217,7 @@ class RuleEngine:
                     what = None
                 if what:
                     transitions.append(Transition(rule, subject, what, st, o.ts, did, devices[did].place_id, o))
-        save_states(conn, rules_tenant(rules), states, devices)
+        save_states(conn, tenant_id, states, devices)
         return transitions
 
     def _composites(self, conn: Connection, rules: TenantRules, tenant_id: int, places: set[int],
@@ -313,11 +310,6 @@ class RuleEngine:
                 out.append(Transition(rule, subject, what, st, now_ms, device_id, devices[device_id]))
         save_states(conn, rule.tenant_id, states, {}, place_of={(rule.id, f"d:{d}"): p for d, p in devices.items()})
         return out
-
-
-def rules_tenant(rules: TenantRules) -> int:
-    first = (rules.simple or rules.composite)[0]
-    return first.tenant_id
 
 
 def _has_window(cond: Any) -> bool:
@@ -495,6 +487,3 @@ def install() -> RuleEngine:
     add_change_handler(engine.handle)
     return engine
 
-
-def validate_rule(kind: str, spec: dict[str, Any]) -> BaseModel:
-    return parse_spec(kind, spec)

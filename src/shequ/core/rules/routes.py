@@ -40,7 +40,7 @@ from shequ.core.rules.schemas import (
 )
 from shequ.core.rules.service import RULE_FIELDS, RuleError
 from shequ.web import i18n
-from shequ.web.deps import ApiUser, PageUser, SessionDep, lang_of, render, require
+from shequ.web.deps import ApiUser, PageUser, SessionDep, ensure_can, lang_of, render, require
 from shequ.web.records import MAX_ID, BadParam
 from shequ.web.security import csrf_protect
 
@@ -108,11 +108,6 @@ def _not_found(rule_id: int) -> HTTPException:
     return HTTPException(status_code=404, detail=f"规则 {rule_id} 不存在 (rule not found)")
 
 
-def _may(user: User, permission: str) -> None:
-    if not iam.can(user, permission):
-        raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
-
-
 def _rule(session: Session, rule_id: int) -> Rule:
     rule = service.get_rule(session=session, rule_id=rule_id)
     if rule is None:
@@ -130,10 +125,6 @@ def _page_rule(rule_id: RuleId, session: SessionDep, user: PageUser) -> Rule:
 
 ApiRule = Annotated[Rule, Depends(_api_rule)]
 PageRule = Annotated[Rule, Depends(_page_rule)]
-
-
-def _bad(exc: RuleError) -> BadParam:
-    return BadParam(exc.field, exc.message)
 
 
 def _out(rule: Rule) -> RuleOut:
@@ -182,10 +173,7 @@ def list_rules(session: SessionDep, user: ApiRuleReader,
 @api.post("/rules", response_model=RuleDetail, status_code=201,
           summary="Create a rule (validated; 422 names the field, e.g. spec.op)")
 def create_rule(body: RuleIn, session: SessionDep, user: ApiRuleManager) -> Any:
-    try:
-        rule = service.save_rule(session=session, body=body.changes(), actor=user.username)
-    except RuleError as exc:
-        raise _bad(exc) from None
+    rule = service.save_rule(session=session, body=body.changes(), actor=user.username)
     return _detail(session, rule)
 
 
@@ -207,10 +195,7 @@ def install_defaults(session: SessionDep, user: ApiRuleManager) -> Any:
 def dry_run_body(body: DryRunIn, session: SessionDep, user: ApiRuleReader) -> Any:
     data = body.changes()
     days = float(data.pop("days", body.days))
-    try:
-        return _dry_out(service.dry_run(session=session, body=data, days=days))
-    except RuleError as exc:
-        raise _bad(exc) from None
+    return _dry_out(service.dry_run(session=session, body=data, days=days))
 
 
 @api.get("/rules/{rule_id:int}", response_model=RuleDetail, summary="One rule with its versions")
@@ -221,30 +206,27 @@ def get_rule(rule: ApiRule, session: SessionDep, user: ApiRuleReader) -> Any:
 @api.put("/rules/{rule_id:int}", response_model=RuleDetail,
          summary="Save a new version of a rule (the body may be partial; the code does not change)")
 def put_rule(rule: ApiRule, body: RulePatch, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.RULE_MANAGE)
-    try:
-        service.save_rule(session=session, rule=rule, body=body.changes(), actor=user.username)
-    except RuleError as exc:
-        raise _bad(exc) from None
+    ensure_can(user, iam.RULE_MANAGE)
+    service.save_rule(session=session, rule=rule, body=body.changes(), actor=user.username)
     return _detail(session, rule)
 
 
 @api.post("/rules/{rule_id:int}/enable", response_model=RuleOut, summary="Enable a rule (a new version)")
 def enable_rule(rule: ApiRule, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.RULE_MANAGE)
+    ensure_can(user, iam.RULE_MANAGE)
     return _out(service.set_enabled(session=session, rule=rule, enabled=True, actor=user.username))
 
 
 @api.post("/rules/{rule_id:int}/disable", response_model=RuleOut, summary="Disable a rule (a new version)")
 def disable_rule(rule: ApiRule, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.RULE_MANAGE)
+    ensure_can(user, iam.RULE_MANAGE)
     return _out(service.set_enabled(session=session, rule=rule, enabled=False, actor=user.username))
 
 
 @api.get("/rules/{rule_id:int}/versions", response_model=list[RuleVersionOut],
          summary="Every saved version of a rule, newest first")
 def rule_versions(rule: ApiRule, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.RULE_READ)
+    ensure_can(user, iam.RULE_READ)
     return [RuleVersionOut.model_validate(v, from_attributes=True)
             for v in service.versions(session=session, rule_id=rule.id)]
 
@@ -253,11 +235,8 @@ def rule_versions(rule: ApiRule, session: SessionDep, user: ApiUser) -> Any:
           summary="What the saved rule would have done over the stored telemetry of the last days")
 def dry_run_rule(rule: ApiRule, session: SessionDep, user: ApiUser,
                  days: Annotated[float, Query(gt=0, le=30, description="how far back (at most 30 days)")] = 7.0) -> Any:
-    _may(user, iam.RULE_READ)
-    try:
-        return _dry_out(service.dry_run(session=session, body=_body_of(rule), days=days))
-    except RuleError as exc:
-        raise _bad(exc) from None
+    ensure_can(user, iam.RULE_READ)
+    return _dry_out(service.dry_run(session=session, body=_body_of(rule), days=days))
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -391,7 +370,7 @@ def rule_page(request: Request, rule: PageRule, session: SessionDep, user: PageR
 @pages.post("/rules/{rule_id:int}")
 def save_rule_page(request: Request, rule: PageRule, session: SessionDep, user: PageUser,
                    body: Annotated[str, Form(max_length=200_000)] = "") -> Response:
-    _may(user, iam.RULE_MANAGE)
+    ensure_can(user, iam.RULE_MANAGE)
     try:
         service.save_rule(session=session, rule=rule, body=_parse(body), actor=user.username)
     except RuleError as exc:
@@ -420,7 +399,7 @@ def _dry_page(request: Request, session: Session, user: User, rule: Rule | None,
 @pages.post("/rules/{rule_id:int}/enable")
 def enable_page(rule: PageRule, session: SessionDep, user: PageUser,
                 next: Annotated[str, Form(max_length=500)] = "") -> Response:
-    _may(user, iam.RULE_MANAGE)
+    ensure_can(user, iam.RULE_MANAGE)
     service.set_enabled(session=session, rule=rule, enabled=True, actor=user.username)
     return RedirectResponse(_back(next, f"/rules/{rule.id}"), status_code=303)
 
@@ -428,7 +407,7 @@ def enable_page(rule: PageRule, session: SessionDep, user: PageUser,
 @pages.post("/rules/{rule_id:int}/disable")
 def disable_page(rule: PageRule, session: SessionDep, user: PageUser,
                  next: Annotated[str, Form(max_length=500)] = "") -> Response:
-    _may(user, iam.RULE_MANAGE)
+    ensure_can(user, iam.RULE_MANAGE)
     service.set_enabled(session=session, rule=rule, enabled=False, actor=user.username)
     return RedirectResponse(_back(next, f"/rules/{rule.id}"), status_code=303)
 

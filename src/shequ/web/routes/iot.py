@@ -33,6 +33,7 @@ from shequ.web.deps import (
     PageUser,
     SessionDep,
     client_ip,
+    ensure_can,
     lang_of,
     render,
     require,
@@ -59,10 +60,6 @@ def _not_found(what: str, ident: object) -> HTTPException:
     return HTTPException(status_code=404, detail=f"{what} {ident} 不存在 (not found)")
 
 
-def _forbidden(permission: str) -> HTTPException:
-    return HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
-
-
 def _api_device(record_id: RecordId, session: SessionDep, user: ApiUser) -> Device:
     device = service.get_device(session=session, device_id=record_id)
     if device is None:
@@ -79,12 +76,6 @@ def _page_device(record_id: RecordId, session: SessionDep, user: PageUser) -> De
 
 ApiDevice = Annotated[Device, Depends(_api_device)]
 PageDevice = Annotated[Device, Depends(_page_device)]
-
-
-def _may(user: User, permission: str) -> User:
-    if not iam.can(user, permission):
-        raise _forbidden(permission)
-    return user
 
 
 # --- schemas ---------------------------------------------------------------------------------
@@ -287,7 +278,7 @@ def get_events(device: ApiDevice, session: SessionDep, user: ApiDeviceReader,
 @api.post("/devices/{record_id:int}/token", response_model=TokenIssued,
           summary="Issue or rotate the device's token: returned this once; the old one stops working (audited)")
 def post_token(request: Request, device: ApiDevice, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.DEVICE_MANAGE)
+    ensure_can(user, iam.DEVICE_MANAGE)
     token = service.rotate_token(session=session, device=device, actor=user.username, ip=client_ip(request))
     return TokenIssued(device_id=device.id, token=token, hint=device.token_hint or "",
                        issued_at=device.token_issued_at or dt.datetime.now(dt.UTC))
@@ -296,7 +287,7 @@ def post_token(request: Request, device: ApiDevice, session: SessionDep, user: A
 @api.delete("/devices/{record_id:int}/token", response_model=TokenRevoked,
             summary="Revoke the device's token (audited)")
 def delete_token(request: Request, device: ApiDevice, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.DEVICE_MANAGE)
+    ensure_can(user, iam.DEVICE_MANAGE)
     service.revoke_token(session=session, device=device, actor=user.username, ip=client_ip(request))
     return TokenRevoked(device_id=device.id, revoked_at=device.token_revoked_at or dt.datetime.now(dt.UTC))
 
@@ -304,7 +295,7 @@ def delete_token(request: Request, device: ApiDevice, session: SessionDep, user:
 @api.put("/devices/{record_id:int}/maintenance", response_model=MaintenanceOut,
          summary="Put a device into maintenance or back to active; its twin condition follows")
 def put_maintenance(device: ApiDevice, body: MaintenanceIn, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.DEVICE_MANAGE)
+    ensure_can(user, iam.DEVICE_MANAGE)
     try:
         service.set_maintenance(session=session, device=device, on=body.on, note=body.note)
     except ValueError as exc:
@@ -317,12 +308,9 @@ def put_maintenance(device: ApiDevice, body: MaintenanceIn, session: SessionDep,
 @api.post("/devices/{record_id:int}/commands", response_model=CommandOut, status_code=201,
           summary="Send a command (checked against the device type); tracked as sent, acked, failed or timed out")
 def post_command(device: ApiDevice, body: CommandIn, session: SessionDep, user: ApiUser) -> Any:
-    _may(user, iam.DEVICE_COMMAND)
-    try:
-        cmd = cmds.send_command(session=session, device=device, name=body.name, args=body.args,
-                                actor=user.username)
-    except cmds.CommandRefused as exc:
-        raise BadParam(exc.field, exc.message) from None
+    ensure_can(user, iam.DEVICE_COMMAND)
+    cmd = cmds.send_command(session=session, device=device, name=body.name, args=body.args,
+                            actor=user.username)
     return _command_out(cmd)
 
 
@@ -553,14 +541,14 @@ def device_page(request: Request, device: PageDevice, session: SessionDep, user:
 
 @pages.post("/iot/devices/{record_id:int}/token")
 def rotate_page(request: Request, device: PageDevice, session: SessionDep, user: PageUser) -> Response:
-    _may(user, iam.DEVICE_MANAGE)
+    ensure_can(user, iam.DEVICE_MANAGE)
     token = service.rotate_token(session=session, device=device, actor=user.username, ip=client_ip(request))
     return render(request, "iot/device.html", **_detail_context(request, session, user, device, token=token))
 
 
 @pages.post("/iot/devices/{record_id:int}/token/revoke")
 def revoke_page(request: Request, device: PageDevice, session: SessionDep, user: PageUser) -> Response:
-    _may(user, iam.DEVICE_MANAGE)
+    ensure_can(user, iam.DEVICE_MANAGE)
     service.revoke_token(session=session, device=device, actor=user.username, ip=client_ip(request))
     return RedirectResponse(f"/iot/devices/{device.id}", status_code=303)
 
@@ -568,7 +556,7 @@ def revoke_page(request: Request, device: PageDevice, session: SessionDep, user:
 @pages.post("/iot/devices/{record_id:int}/maintenance")
 def maintenance_page(request: Request, device: PageDevice, session: SessionDep, user: PageUser,
                      on: Annotated[str, Form()] = "", note: Annotated[str, Form(max_length=300)] = "") -> Response:
-    _may(user, iam.DEVICE_MANAGE)
+    ensure_can(user, iam.DEVICE_MANAGE)
     try:
         service.set_maintenance(session=session, device=device, on=on in ("1", "on", "true"), note=note)
     except ValueError as exc:
@@ -579,7 +567,7 @@ def maintenance_page(request: Request, device: PageDevice, session: SessionDep, 
 
 @pages.post("/iot/devices/{record_id:int}/commands")
 async def command_page(request: Request, device: PageDevice, session: SessionDep, user: PageUser) -> Response:
-    _may(user, iam.DEVICE_COMMAND)
+    ensure_can(user, iam.DEVICE_COMMAND)
     form = await request.form()
     name = str(form.get("name") or "")
     dtype = get_type(device.type_code)
