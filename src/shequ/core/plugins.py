@@ -31,11 +31,19 @@ class TagSpec:
     description: str = ""
 
 
+LEVELS = ("brain", "grid", "committee", "property", "resident")
+
+
 @dataclass(frozen=True)
 class NavEntry:
-    label: str
+    """A menu entry of a page: shown at its level (see ``shequ.web.nav``) to users who hold
+    ``permission`` (empty: anyone at that level), when its scenario is switched on."""
+
+    label: str  # Chinese
     path: str
     level: str  # brain | grid | committee | property | resident
+    label_en: str = ""
+    permission: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class Scenario:
     seed: Callable[..., Any] | None = None
     simulate: Callable[..., Any] | None = None
     models_module: str | None = None
+    templates: str | None = None  # a directory of the package's templates, found by name
+
 
     def validate(self) -> None:
         problems = []
@@ -64,6 +74,8 @@ class Scenario:
             problems.append(f"owner {self.owner!r} is not a known department")
         if not self.name:
             problems.append("name is empty")
+        problems += [f"nav entry {e.path!r}: level {e.level!r} is not one of {', '.join(LEVELS)}"
+                     for e in self.nav if e.level not in LEVELS]
         if problems:
             raise ValueError(f"scenario {self.id}: " + "; ".join(problems))
 
@@ -89,3 +101,13 @@ def load_scenarios() -> ScenarioRegistry:
             raise TypeError(f"entry point {ep.name} does not point at a Scenario")
         registry.add(spec)
     return registry
+
+
+def enabled_ids(tenant_settings: dict[str, Any] | None) -> frozenset[str]:
+    """The scenarios a tenant has switched on (成熟一个、启动一个): its ``scenarios`` setting,
+    or every installed scenario when the tenant has not chosen."""
+    installed = load_scenarios().scenarios
+    chosen = (tenant_settings or {}).get("scenarios")
+    if not isinstance(chosen, list):
+        return frozenset(installed)
+    return frozenset(str(s) for s in chosen if str(s) in installed)

@@ -3,6 +3,7 @@ security headers and Chinese/English pages."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,8 +19,9 @@ import shequ
 from shequ.core.errors import FieldError
 from shequ.core.plugins import load_scenarios
 from shequ.logs import install as install_log_masking
+from shequ.platforms import PLATFORMS
 from shequ.web.context import RequestContextMiddleware
-from shequ.web.deps import LoginRequired, render
+from shequ.web.deps import LoginRequired, add_template_dir, render
 from shequ.web.security import BrowserMiddleware
 
 API = "/api/v1"
@@ -118,7 +120,12 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
     app.include_router(places_routes.pages)
     app.include_router(registry_routes.pages)
     app.include_router(iot_routes.pages)
+    for platform in PLATFORMS:  # the pages of each level: brain, grid, committee, resident
+        add_template_dir(platform.TEMPLATES)
+        app.include_router(importlib.import_module(f"{platform.__name__}.routes").router)
     for spec in load_scenarios().scenarios.values():
+        if spec.templates:
+            add_template_dir(spec.templates)
         if spec.router is not None:
             app.include_router(spec.router)
 

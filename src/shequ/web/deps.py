@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import jinja2
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -23,13 +24,25 @@ from shequ.core.iam.scope import Scope, scope_of
 from shequ.core.places.models import Tenant
 from shequ.core.registry import kinds
 from shequ.db import bind_context, session_factory
+from shequ.web import nav
 from shequ.web.i18n import t
 
 SESSION_COOKIE = "shequ_session"
+LARGE_FONT_COOKIE = "shequ_large"  # 适老化: "1" shows every page in large type
 TEMPLATES = Path(__file__).parent / "templates"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-templates = Jinja2Templates(directory=str(TEMPLATES))
+# the kernel's templates, then each platform's and scenario's (``add_template_dir``); a platform
+# keeps its own under a folder of its name (``brain/index.html``) so that names never clash
+_loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(TEMPLATES))]
+templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.ChoiceLoader(_loaders), autoescape=True))
+
+
+def add_template_dir(path: str | Path) -> None:
+    """Let templates of a platform or scenario package be found by name."""
+    folder = str(path)
+    if not any(getattr(ld, "searchpath", None) == [folder] for ld in _loaders):
+        _loaders.append(jinja2.FileSystemLoader(folder))
 
 
 class LoginRequired(Exception):
@@ -123,6 +136,7 @@ def _bind_user(request: Request, session: Session, user: User) -> User:
     bind_context(session, tenant_id=user.tenant_id, actor=user.username, scope=scope)
     request.state.user = user
     request.state.scope = scope
+    request.state.tenant_settings = session.scalar(select(Tenant.settings).where(Tenant.id == user.tenant_id)) or {}
     return user
 
 
@@ -221,6 +235,9 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         "path": request.url.path,
         "query": request.url.query,
         "lang_url": _lang_url(request, "en" if lang.startswith("zh") else "zh-CN"),
+        "menu": nav.menu(user, lang=lang, path=request.url.path,
+                         tenant_settings=getattr(request.state, "tenant_settings", None)),
+        "large_font": request.cookies.get(LARGE_FONT_COOKIE) == "1",
     }
     base.update(context)
     return templates.TemplateResponse(request, name, base, status_code=status_code)

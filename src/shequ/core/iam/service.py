@@ -61,22 +61,24 @@ CASE_HANDLE = "case.handle"
 CASE_VERIFY = "case.verify"
 KPI_READ = "kpi.read"
 NOTIFY_MANAGE = "notify.manage"
+NOTICE_PUBLISH = "notice.publish"
 _LOOP_READ = frozenset({ALARM_READ, CASE_READ, CASE_REPORT})
 _STAFF = frozenset({READ, EXPORT})
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset({READ, IMPORT, EXPORT, UNMASK, MANAGE_USERS, AUDIT_READ,
                            DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS,
                            ALARM_READ, ALARM_HANDLE, RULE_READ, RULE_MANAGE, CASE_READ, CASE_REPORT,
-                           CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ, NOTIFY_MANAGE}),
+                           CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ, NOTIFY_MANAGE, NOTICE_PUBLISH}),
     Role.LEADER: frozenset({READ, EXPORT, UNMASK, AUDIT_READ, DEVICE_READ, ALARM_READ, RULE_READ,
-                            CASE_READ, CASE_DISPATCH, KPI_READ}),
+                            CASE_READ, CASE_DISPATCH, KPI_READ, NOTICE_PUBLISH}),
     Role.DISPATCHER: frozenset({READ, IMPORT, EXPORT, UNMASK, DEVICE_READ, DEVICE_COMMAND, DEAD_LETTERS,
                                 ALARM_READ, ALARM_HANDLE, RULE_READ, RULE_MANAGE, CASE_READ,
-                                CASE_REPORT, CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ}),
+                                CASE_REPORT, CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ,
+                                NOTICE_PUBLISH}),
     Role.DEPARTMENT: _STAFF | _LOOP_READ | {IMPORT, DEVICE_READ, ALARM_HANDLE, CASE_HANDLE, KPI_READ},
     Role.GRID_WORKER: _STAFF | _LOOP_READ | {DEVICE_READ, ALARM_HANDLE, CASE_HANDLE, CASE_VERIFY},
     Role.COMMITTEE: _STAFF | _LOOP_READ | {IMPORT, UNMASK, DEVICE_READ, ALARM_HANDLE, CASE_HANDLE,
-                                           CASE_VERIFY},
+                                           CASE_VERIFY, NOTICE_PUBLISH},
     Role.PROPERTY: frozenset({READ, DEVICE_READ, ALARM_READ, ALARM_HANDLE, CASE_READ, CASE_REPORT,
                               CASE_HANDLE}),
     Role.RESIDENT: frozenset({CASE_REPORT}),
@@ -105,6 +107,7 @@ PERMISSION_LABELS: dict[str, tuple[str, str]] = {
     CASE_VERIFY: ("核查工单", "verify handled cases"),
     KPI_READ: ("查看考核指标", "read the indicators"),
     NOTIFY_MANAGE: ("管理 Webhook 与通知渠道", "manage webhooks and notification channels"),
+    NOTICE_PUBLISH: ("发布通知公告", "publish notices"),
 }
 # Codes added after tenants already existed (issue 4). A tenant whose role_permission table
 # predates a code gets that code's defaults once, on first use; a marker row (role
@@ -112,7 +115,7 @@ PERMISSION_LABELS: dict[str, tuple[str, str]] = {
 ADDED_CODES: tuple[str, ...] = (DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD_LETTERS,
                                 ALARM_READ, ALARM_HANDLE, RULE_READ, RULE_MANAGE, CASE_READ,
                                 CASE_REPORT, CASE_DISPATCH, CASE_HANDLE, CASE_VERIFY, KPI_READ,
-                                NOTIFY_MANAGE)
+                                NOTIFY_MANAGE, NOTICE_PUBLISH)
 SEEN_MARKER = "_defaults"
 
 _hasher = PasswordHasher()

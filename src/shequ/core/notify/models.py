@@ -30,6 +30,24 @@ class Notification(Base, TenantScoped):
     read_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class Notice(Base, TenantScoped):
+    """A notice broadcast from the brain or a committee (通知公告): to staff, residents or both,
+    of the whole subdistrict (``committee_id`` None) or of one committee. Each recipient also
+    gets an in-app notification of kind ``notice``."""
+
+    __tablename__ = "notice"
+    __table_args__ = (Index("ix_notice_at", "tenant_id", "published_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(String(2000), default="")
+    audience: Mapped[str] = mapped_column(String(10), default="all")  # staff | residents | all
+    committee_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    published_by: Mapped[str] = mapped_column(String(100))
+    published_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Webhook(Base, TenantScoped, Timestamped, ChangeLogged):
     """An outside system told of events (alarm.raised, case.dispatched …), each POST signed
     with HMAC-SHA256 over the body with the webhook's secret."""

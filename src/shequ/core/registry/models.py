@@ -305,3 +305,22 @@ class ImportBatch(Base, TenantScoped):
     errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
     actor: Mapped[str] = mapped_column(String(100), default="system")
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Visit(Base, TenantScoped, Timestamped, ChangeLogged, Placed):
+    """走访: a committee or grid worker's visit to a person of a special group (独居老人, 高龄…).
+
+    The place is the person's, so a visit is seen by whoever may see the person. Which groups
+    are due how often is the tenant's setting ``visit_days`` (see docs/platforms.md).
+    """
+
+    __tablename__ = "visit"
+    __table_args__ = (Index("ix_visit_person", "tenant_id", "person_id", "visited_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    visited_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    visitor: Mapped[str] = mapped_column(String(100))  # the username of who visited
+    way: Mapped[str] = mapped_column(String(10), default="home")  # home | phone | video
+    result: Mapped[str] = mapped_column(String(12), default="well")  # well | needs_help | absent
+    note: Mapped[str] = mapped_column(String(500), default="")

@@ -10,7 +10,9 @@ from starlette.responses import Response
 
 from shequ.config import get_settings
 from shequ.core.iam import service as iam
+from shequ.core.iam.models import Role
 from shequ.db import bind_context
+from shequ.web import nav
 from shequ.web.deps import (
     SESSION_COOKIE,
     PageUser,
@@ -79,5 +81,7 @@ def logout(request: Request, session: SessionDep) -> Response:
 
 @router.get("/")
 def home(request: Request, session: SessionDep, user: PageUser) -> Response:
+    if user.role == Role.RESIDENT:  # a resident has pages of their own, and no registry
+        return RedirectResponse(nav.landing(user) or "/m", status_code=303)
     counts = kind_counts(session=session)
     return render(request, "home.html", counts=counts, plurals=PLURALS)
