@@ -28,8 +28,11 @@ class DemoAccount:
     note: str
 
 
-def _accounts(grid: Place | None, committee: Place | None, compound: Place | None) -> list[tuple[str, str, str, dict, str]]:
-    return [
+def _accounts(grid: Place | None, committee: Place | None, compound: Place | None,
+              resident: Person | None = None) -> list[tuple[str, str, str, dict, str]]:
+    residents = [("resident", "resident", f"居民 · {resident.name}", {"person_id": resident.id},
+                  "居民端 resident pages (phone)")] if resident else []
+    return [*residents,
         ("admin", "admin", "系统管理员", {}, "all settings and data"),
         ("leader", "leader", "街道领导", {}, "社区大脑 brain"),
         ("dispatcher", "dispatcher", "城运中心调度员", {"department": "城运中心"}, "城运中心 dispatch"),
@@ -105,7 +108,10 @@ def prepare_demo(*, scale: str = "full", seed: int = 1, progress: bool = False) 
         compound = session.scalars(select(Place).where(
             Place.kind == PlaceKind.COMPOUND, Place.committee_id == (committee.id if committee else None)
         ).limit(1)).first() or first(PlaceKind.COMPOUND)
-        for username, role, display, scope, note in _accounts(grid, committee, compound):
+        resident = session.scalars(select(Person).where(
+            Person.committee_id == (committee.id if committee else None), Person.place_id.is_not(None))
+            .order_by(Person.id).limit(1)).first()
+        for username, role, display, scope, note in _accounts(grid, committee, compound, resident):
             exists = session.scalar(select(User).where(User.username == username))
             if exists is None:
                 create_user(session=session, username=username, password=DEMO_PASSWORD, role=role,
