@@ -270,7 +270,7 @@ def expand(world: World, method: str, template: str) -> list[Call]:
                 values[name] = "conflicts"
             elif name == "type_code":
                 values[name] = "smoke_detector"
-            elif name in ("command_id", "letter_id", "notification_id", "webhook_id", "routing_rule_id"):
+            elif name in ("command_id", "letter_id", "notification_id", "webhook_id", "routing_rule_id", "notice_id"):
                 values[name] = "1"
             elif name == "case_id":
                 values[name] = str(b.ids["case"])

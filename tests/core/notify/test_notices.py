@@ -75,3 +75,12 @@ def test_each_user_reads_the_notices_of_their_area(session: Session, staff: Staf
     assert notices.get_visible(session=session, user=staff["resident"], notice_id=staff_only.id) is None
     assert notices.get_visible(session=session, user=staff["resident"], notice_id=a.id) is not None
     assert everyone.id
+
+
+def test_a_resident_is_sent_to_their_own_notice_page(session: Session, staff: Staff) -> None:
+    notice = notices.publish(session=session, user=staff["leader"], title="社区活动")
+    rows = session.execute(select(Notification.user_id, Notification.link)
+                           .where(Notification.ref == f"notice:{notice.id}")).all()
+    links = {user_id: link for user_id, link in rows}
+    assert links[staff["resident"].id] == f"/m/notices/{notice.id}"
+    assert links[staff["committee_a"].id] == f"/notices/{notice.id}"

@@ -174,7 +174,8 @@ def _case_message(event: Event) -> Message:
         parts.append(str(p["note"])[:200])
     return Message(kind=kind, title=title, body=" · ".join(x for x in parts if x),
                    severity="urgent" if p.get("priority") == "urgent" else "",
-                   link=f"/cases/{p.get('case_id')}", ref=f"case:{p.get('case_id')}")
+                   link=f"/cases/{p.get('case_id')}", ref=f"case:{p.get('case_id')}",
+                   resident_link=f"/m/requests/{p.get('case_id')}")
 
 
 def deliver(session: Session, event: Event) -> None:

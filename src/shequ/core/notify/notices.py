@@ -112,7 +112,8 @@ def publish(*, session: Session, user: User, title: str, body: str = "", audienc
     session.flush()
     ids = recipients(session=session, audience=audience, committee_id=committee_id)
     notify(session=session, user_ids=ids, message=Message(kind="notice", title=title, body=notice.body[:1000],
-                                                          link=f"/notices/{notice.id}", ref=f"notice:{notice.id}"))
+                                                          link=f"/notices/{notice.id}", ref=f"notice:{notice.id}",
+                                                          resident_link=f"/m/notices/{notice.id}"))
     notice.recipients = len(ids)  # the insert itself is in the audit log (every write is)
     return notice
 

@@ -42,6 +42,7 @@ class Message:
     severity: str = ""
     link: str = ""
     ref: str = ""
+    resident_link: str = ""  # where a resident opens it (their own pages); empty: ``link``
 
     def text(self) -> str:
         """The message as one line of an SMS or a voice call."""
@@ -57,8 +58,12 @@ def notify(*, session: Session, user_ids: Iterable[int], message: Message,
     if not ids:
         return []
     at = at or utcnow()
+    residents: set[int] = set()
+    if message.resident_link:
+        residents = set(session.scalars(select(User.id).where(User.id.in_(ids), User.role == "resident")))
     rows = [Notification(user_id=uid, at=at, kind=message.kind, severity=message.severity,
-                         title=message.title[:200], body=message.body[:1000], link=message.link[:300],
+                         title=message.title[:200], body=message.body[:1000],
+                         link=(message.resident_link if uid in residents else message.link)[:300],
                          ref=message.ref[:40]) for uid in ids]
     session.add_all(rows)
     session.flush()
