@@ -19,8 +19,8 @@ from tests.conftest import require_service
 CHROMIUM = Path("/usr/bin/chromium")
 TENANT = "E2E000001"
 USER, PASSWORD = "e2e_admin", "jiangchuan2024"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @dataclass
