@@ -407,7 +407,7 @@ def alarm_page(request: Request, alarm: PageAlarm, session: SessionDep, user: Pa
 
 def _back(next_url: str, alarm: Alarm) -> str:
     """Where a handled alarm sends the user back to: a page of the console, never another site."""
-    if next_url.startswith("/alarms") and not next_url.startswith("//"):
+    if next_url.startswith(("/alarms", "/committee")) and not next_url.startswith("//"):
         return next_url
     return f"/alarms/{alarm.id}"
 
