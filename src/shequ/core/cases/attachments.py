@@ -7,6 +7,8 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,6 +20,8 @@ from shequ.core.cases.service import CaseError
 
 MAX_BYTES = 10 * 1024 * 1024
 ALLOWED = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "application/pdf": ".pdf"}
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+MAX_PHOTOS = 6  # photos with one report (patrol, resident)
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 
 
@@ -101,3 +105,29 @@ def read_attachment(attachment: CaseAttachment) -> bytes | None:
     """The stored bytes (None when the file is missing from var/files)."""
     path = file_path(attachment.sha256)
     return path.read_bytes() if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo as uploaded with a report: its file name and its bytes."""
+
+    name: str
+    data: bytes
+
+
+def check_photos(photos: Sequence[Photo]) -> tuple[list[Photo], str | None]:
+    """The photos of one report and why they are refused (the first problem, in Chinese and
+    English) or None. A file input left empty sends a part with no name and no bytes: dropped.
+    The type is judged by the bytes, never by the name."""
+    chosen = [p for p in photos if p.data or p.name]
+    if len(chosen) > MAX_PHOTOS:
+        return chosen, f"最多 {MAX_PHOTOS} 张照片（at most {MAX_PHOTOS} photos）"
+    for photo in chosen:
+        label = photo.name or "photo"
+        if not photo.data:
+            return chosen, f"{label}：文件是空的（the file is empty）"
+        if len(photo.data) > MAX_BYTES:
+            return chosen, f"{label}：超过 10 MB（larger than 10 MB）"
+        if sniff(photo.data) not in PHOTO_TYPES:
+            return chosen, f"{label}：只接受 JPEG、PNG 或 WebP 照片，按内容判断（only JPEG, PNG or WebP photos, judged by content）"
+    return chosen, None

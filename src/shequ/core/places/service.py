@@ -110,12 +110,15 @@ class Locator:
         )
 
 
-def build_locator(*, session: Session) -> Locator:
+def build_locator(*, session: Session, whole_tenant: bool = False) -> Locator:
+    """A locator of the areas in the session's scope, or of every area of the tenant
+    (``whole_tenant``: for placing a point someone reported, never for showing areas)."""
     rows = session.execute(
         select(Place.kind, Place.id, Place.geometry).where(
             Place.kind.in_([PlaceKind.GRID, PlaceKind.COMMITTEE, PlaceKind.COMPOUND]),
             Place.geometry.is_not(None),
-        )
+        ),
+        execution_options={"all_scopes": True} if whole_tenant else {},
     ).all()
     return Locator([(k, i, g) for k, i, g in rows])
 

@@ -23,6 +23,7 @@ from shequ.core.alarms.models import ACTIVE_UNACK, Alarm
 from shequ.core.alarms.query import Filters, find_alarms, place_names
 from shequ.core.cases import attachments, policy
 from shequ.core.cases import service as cases
+from shequ.core.cases.attachments import Photo
 from shequ.core.cases.models import (
     DISPATCHED,
     FED_BACK,
@@ -153,8 +154,6 @@ def alarm_console(*, session: Session, cap: int = CONSOLE_CAP) -> Console:
 
 # --- patrol reports ---------------------------------------------------------------------------
 
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
-MAX_PHOTOS = 6
 NEAREST_BUILDING_M = 150.0  # a point farther than this from every building is placed by its area
 
 
@@ -166,11 +165,6 @@ class PatrolRejected(FieldError):
         super().__init__(first, errors[first])
         self.errors = errors
 
-
-@dataclass(frozen=True)
-class Photo:
-    name: str
-    data: bytes
 
 
 def subdistrict_bounds(*, session: Session) -> tuple[float, float, float, float] | None:
@@ -235,21 +229,9 @@ def _check_text(errors: dict[str, str], key: str, value: str, limit: int, *, req
 
 
 def _check_photos(errors: dict[str, str], photos: Sequence[Photo]) -> list[Photo]:
-    chosen = [p for p in photos if p.data or p.name]  # a file input left empty sends an empty part
-    if len(chosen) > MAX_PHOTOS:
-        errors["photos"] = f"最多 {MAX_PHOTOS} 张照片（at most {MAX_PHOTOS} photos）"
-        return chosen
-    for photo in chosen:
-        if not photo.data:
-            errors["photos"] = f"{photo.name}：文件是空的（the file is empty）"
-        elif len(photo.data) > attachments.MAX_BYTES:
-            errors["photos"] = f"{photo.name}：超过 10 MB（larger than 10 MB）"
-        elif attachments.sniff(photo.data) not in IMAGE_TYPES:
-            errors["photos"] = (f"{photo.name}：不是 JPEG、PNG 或 WebP 图片（not a JPEG, PNG or WebP image; "
-                                f"the content is checked, not the name）")
-        else:
-            continue
-        break
+    chosen, problem = attachments.check_photos(photos)
+    if problem:
+        errors["photos"] = problem
     return chosen
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from shequ.core.cases import attachments as files
 from shequ.core.cases import policy
 from shequ.core.cases import service as cases
+from shequ.core.cases.attachments import Photo
 from shequ.core.cases.models import (
     CLOSED,
     DISPATCHED,
@@ -52,13 +53,12 @@ from shequ.core.errors import FieldError
 from shequ.core.iam.models import Role, User
 from shequ.core.paging import Page
 from shequ.core.places.models import Place, PlaceKind, Tenant
-from shequ.core.places.service import Locator
+from shequ.core.places.service import build_locator
 from shequ.core.registry.models import Household, Person
 
 UNSCOPED = {"all_scopes": True}
 PAGE_SIZE = 20
-MAX_PHOTOS = 6
-PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+MAX_PHOTOS, PHOTO_TYPES = files.MAX_PHOTOS, files.PHOTO_TYPES
 LOCATIONS = ("home", "map", "gps")
 
 # a stage in the words a resident understands (keys of the i18n catalogue, see routes.py)
@@ -148,11 +148,6 @@ def class_groups(*, session: Session, lang: str) -> list[ClassGroup]:
 # --- reporting -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Photo:
-    name: str
-    data: bytes
-
 
 @dataclass
 class ReportIn:
@@ -188,28 +183,15 @@ def _coordinate(raw: str, low: float, high: float) -> float | None:
 
 
 def _check_photos(errors: dict[str, str], photos: Sequence[Photo]) -> None:
-    if len(photos) > MAX_PHOTOS:
-        errors["photos"] = f"最多 {MAX_PHOTOS} 张照片（at most {MAX_PHOTOS} photos）"
-        return
-    for photo in photos:
-        label = photo.name or "photo"
-        if not photo.data:
-            errors["photos"] = f"{label}：文件是空的（the file is empty）"
-        elif len(photo.data) > files.MAX_BYTES:
-            errors["photos"] = f"{label}：照片超过 10 MB（larger than 10 MB）"
-        elif files.sniff(photo.data) not in PHOTO_TYPES:
-            errors["photos"] = f"{label}：只接受 JPEG、PNG 或 WebP 照片（only JPEG, PNG or WebP photos）"
-        if "photos" in errors:
-            return
+    problem = files.check_photos(photos)[1]
+    if problem:
+        errors["photos"] = problem
 
 
 def _place_at(session: Session, lon: float, lat: float) -> Place | None:
     """The most specific area (compound, else committee, else grid) containing a point, over
     the whole tenant (see the module's docstring); None outside the subdistrict."""
-    rows = session.execute(select(Place.kind, Place.id, Place.geometry).where(
-        Place.kind.in_([PlaceKind.GRID, PlaceKind.COMMITTEE, PlaceKind.COMPOUND]),
-        Place.geometry.is_not(None)), execution_options=UNSCOPED).all()
-    found = Locator([(k, i, g) for k, i, g in rows]).locate(lon, lat)
+    found = build_locator(session=session, whole_tenant=True).locate(lon, lat)
     place_id = found.compound_id or found.committee_id or found.grid_id
     if place_id is None:
         return None
