@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -88,7 +89,9 @@ def test_the_stream_sends_only_what_changed(committed: Committed, monkeypatch: p
     async def collect() -> list[str]:
         return [frame async for frame in routes._events(committed.tenant_id, committed.north_worker, "zh-CN")]
 
-    frames = asyncio.run(collect())
+    # its own thread: after the browser tests, Playwright's loop still runs in the main thread
+    with ThreadPoolExecutor(1) as pool:
+        frames = pool.submit(asyncio.run, collect()).result()
     events = [f for f in frames if f.startswith("event: ")]
     assert [e.split("\n", 1)[0] for e in events] == ["event: summary", "event: alarms"]
     alarms_frame = json.loads(events[1].split("data: ", 1)[1])
