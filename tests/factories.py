@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -48,3 +50,13 @@ def place_tree(session: Session, *, lon: float = 121.40, lat: float = 31.00, tag
         for n in (301, 302)
     ]
     return Tree(grid, committee, compound, building, unit, floor, rooms[0], rooms[1])
+
+
+def png(width: int = 3, height: int = 2) -> bytes:
+    """A real PNG image (RGB, red pixels)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,21 +128,42 @@ def chromium(site: Site) -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def page(chromium: Any, site: Site) -> Iterator[Any]:
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+@contextmanager
+def browser_page(chromium: Any, *, timeout_ms: int = 15000, **context_options: Any) -> Iterator[Any]:
+    """A page in a fresh context (zh-CN unless told), collecting console errors and uncaught page
+    errors in ``page.console_errors``."""
+    context = chromium.new_context(**{"locale": "zh-CN", **context_options})
     pg = context.new_page()
-    pg.set_default_timeout(15000)
+    pg.set_default_timeout(timeout_ms)
     errors: list[str] = []
     pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.console_errors = errors
-    yield pg
-    context.close()
+    try:
+        yield pg
+    finally:
+        context.close()
 
 
-def log_in(page: Any, site: Site) -> None:
+@pytest.fixture
+def page(chromium: Any, site: Site) -> Iterator[Any]:
+    with browser_page(chromium, viewport={"width": 1280, "height": 900}) as pg:
+        yield pg
+
+
+@pytest.fixture
+def phone(chromium: Any, site: Site) -> Iterator[Any]:
+    """A phone: 390×844, touch, twice the pixels."""
+    with browser_page(chromium, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                      device_scale_factor=2) as pg:
+        yield pg
+
+
+def log_in(page: Any, site: Site, username: str = USER, password: str = PASSWORD, *,
+           lands_on: str = "/") -> None:
+    """Sign in through the login form and wait for the page the role lands on."""
     page.goto(f"{site.url}/login")
-    page.fill("input[name=username]", USER)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{site.url}/")
+    page.wait_for_url(f"{site.url}{lands_on}")

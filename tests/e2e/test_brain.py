@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import PASSWORD, TENANT, Site
+from tests.e2e.conftest import PASSWORD, TENANT, Site, browser_page, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -56,18 +56,9 @@ def smoke_reading(site: Site) -> int:
 
 
 def test_the_big_screen_shows_a_new_alarm_live(chromium: Any, site: Site, leader: str) -> None:
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 1920, "height": 1080})
-    page = context.new_page()
-    page.set_default_timeout(20000)
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto(f"{site.url}/login")
-        page.fill("input[name=username]", leader)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{site.url}/**")
+    with browser_page(chromium, timeout_ms=20000, viewport={"width": 1920, "height": 1080}) as page:
+        errors = page.console_errors
+        log_in(page, site, leader)
         page.goto(f"{site.url}/brain")
 
         # the map: a WebGL canvas, and the buildings loaded and drawn
@@ -130,5 +121,3 @@ def test_the_big_screen_shows_a_new_alarm_live(chromium: Any, site: Site, leader
         assert page.get_attribute("#brain-mode", "data-mode") == "live"
 
         assert errors == []
-    finally:
-        context.close()

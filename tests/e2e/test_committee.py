@@ -5,7 +5,6 @@ person is "not found"; they record a visit with a few taps."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tests.e2e.conftest import PASSWORD, Site
+from tests.e2e.conftest import PASSWORD, Site, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -66,30 +65,12 @@ def setting(site: Site) -> Setting:
         return Setting(committee_id, case_title, alarm_title, stranger.id, stranger.name)
 
 
-@pytest.fixture
-def phone(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True,
-                                   has_touch=True, device_scale_factor=2)
-    pg = context.new_page()
-    pg.set_default_timeout(15000)
-    errors: list[str] = []
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.console_errors = errors
-    yield pg
-    context.close()
-
-
 def test_a_committee_worker_sees_only_their_committee(phone: Any, site: Site, setting: Setting) -> None:
     from shequ.core.registry.models import Visit
     from shequ.db import session_scope
 
     page = phone
-    page.goto(f"{site.url}/login")
-    page.fill("input[name=username]", WORKER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("load")
+    log_in(page, site, WORKER)
     page.goto(f"{site.url}/committee")
 
     # today's to-dos of their committee, with the counts at the top

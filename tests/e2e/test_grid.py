@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import TENANT, Site
-from tests.web.test_cases_api import png
+from tests.e2e.conftest import TENANT, Site, log_in
+from tests.factories import png
 
 pytestmark = pytest.mark.e2e
 
@@ -81,14 +81,6 @@ def smoke(site: Site) -> Iterator[Smoke]:
         yield Smoke(alarm.id, alarm.case_id)
 
 
-def _log_in(page: Any, site: Site) -> None:
-    page.goto(f"{site.url}/login")
-    page.fill("input[name=username]", DISPATCHER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{site.url}/")
-
-
 def _card(page: Any, case_id: int) -> Any:
     return page.locator(f"article#case-{case_id}")
 
@@ -105,7 +97,7 @@ def _press(page: Any, case_id: int, action: str) -> None:
 
 def test_a_dispatcher_takes_an_alarm_to_a_closed_case(page: Any, site: Site, smoke: Smoke) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
-    _log_in(page, site)
+    log_in(page, site, DISPATCHER, PASSWORD)
     page.goto(f"{site.url}/grid")
     item = page.locator(f"#alarm-console li[data-alarm='{smoke.alarm_id}']")
     assert item.get_attribute("data-severity") == "CRITICAL"
@@ -175,7 +167,7 @@ def test_the_search_box_finds_a_case_and_a_device(page: Any, site: Site, smoke: 
         assert device is not None
         device_code, device_id = device.code, device.id
     page.set_viewport_size({"width": 1280, "height": 900})
-    _log_in(page, site)
+    log_in(page, site, DISPATCHER, PASSWORD)
     page.goto(f"{site.url}/grid")
     page.fill(".grid-head input[name=q]", code)
     page.click(".grid-head form[role=search] button")
@@ -191,7 +183,7 @@ def test_the_search_box_finds_a_case_and_a_device(page: Any, site: Site, smoke: 
 
 def test_a_patrol_report_with_a_map_click_and_a_photo(page: Any, site: Site, smoke: Smoke) -> None:
     page.set_viewport_size({"width": 420, "height": 900})  # a phone
-    _log_in(page, site)
+    log_in(page, site, DISPATCHER, PASSWORD)
     page.goto(f"{site.url}/grid/patrol")
     page.wait_for_selector("#patrol-map[data-ready]")
     assert int(page.get_attribute("#patrol-map", "data-ready") or 0) > 0  # the buildings are drawn

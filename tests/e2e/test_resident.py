@@ -4,15 +4,14 @@ words and a photo, at home; the success page shows the request's number and 我�
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import PASSWORD, Site
-from tests.platforms.resident.test_service import png
+from tests.e2e.conftest import PASSWORD, Site, log_in
+from tests.factories import png
 
 pytestmark = pytest.mark.e2e
 
@@ -38,27 +37,9 @@ def resident(site: Site) -> str:
     return RESIDENT
 
 
-@pytest.fixture
-def phone(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True,
-                                   has_touch=True, device_scale_factor=2)
-    pg = context.new_page()
-    pg.set_default_timeout(15000)
-    errors: list[str] = []
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.console_errors = errors
-    yield pg
-    context.close()
-
-
 def test_a_resident_reports_a_problem_from_a_phone(phone: Any, site: Site, resident: str) -> None:
     page = phone
-    page.goto(f"{site.url}/login")
-    page.fill("input[name=username]", resident)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{site.url}/m")
+    log_in(page, site, resident, lands_on="/m")
 
     # 适老化: large type for every text and button
     page.click("button[data-large-font]")
@@ -100,11 +81,7 @@ def test_the_place_picked_on_the_map_or_the_phones_position(phone: Any, site: Si
 
     page = phone
     page.context.grant_permissions(["geolocation"], origin=site.url)
-    page.goto(f"{site.url}/login")
-    page.fill("input[name=username]", resident)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{site.url}/m")
+    log_in(page, site, resident, lands_on="/m")
     page.goto(f"{site.url}/m/report")
     home = page.evaluate("fetch('/m/report/map.json').then(r => r.json())")["centre"]
     # the phone's position: the resident's own building

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import struct
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +20,7 @@ from shequ.core.iam import service as iam
 from shequ.core.registry.models import Person
 from shequ.core.registry.validators import make_id_number
 from shequ.db import bind_context
-from tests.factories import Tree, place_tree
+from tests.factories import Tree, place_tree, png
 from tests.web.conftest import PASSWORD
 
 API = "/api/v1"
@@ -292,14 +290,6 @@ def test_case_classes_for_forms(client: TestClient, loop: Loop) -> None:
 
 # --- attachments ---------------------------------------------------------------------------------
 
-def png(width: int = 3, height: int = 2) -> bytes:
-    """A real PNG image (RGB, red pixels)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def test_attachment_round_trip_and_type_check(client: TestClient, loop: Loop, session: Session,

@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from shequ.core.cases import service
+from tests.factories import png
 from tests.web.conftest import csrf_of, login
-from tests.web.test_cases_api import Loop, build_loop, hotline_xlsx, png
+from tests.web.test_cases_api import Loop, build_loop, hotline_xlsx
 
 GOOD_ROW = ["GD-P-1", dt.datetime(2026, 11, 27, 9, 5), "垃圾", "小区门口暴露垃圾", "鹤庆路258弄12号", "王",
             "13912340009", None]

@@ -17,8 +17,9 @@ from shequ.core.alarms.models import Alarm
 from shequ.core.cases import service as cases
 from shequ.core.cases.models import Case, CaseAttachment
 from shequ.db import bind_context
+from tests.factories import png
 from tests.web.conftest import csrf_of, login
-from tests.web.test_cases_api import Loop, build_loop, png
+from tests.web.test_cases_api import Loop, build_loop
 
 
 @pytest.fixture

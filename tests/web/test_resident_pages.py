@@ -23,8 +23,7 @@ from shequ.core.registry.models import Person
 from shequ.core.registry.validators import make_id_number
 from shequ.db import bind_context
 from shequ.web.deps import LARGE_FONT_COOKIE
-from tests.factories import Tree, place_tree
-from tests.platforms.resident.test_service import png
+from tests.factories import Tree, place_tree, png
 from tests.web.conftest import PASSWORD, csrf_of, login
 
 

@@ -180,7 +180,7 @@ def test_a_grid_worker_of_a_finds_nothing_of_b(session: Session, areas: dict[str
 
 
 def test_patrol_report_is_placed_at_the_nearest_building(session: Session, areas: dict[str, Area]) -> None:
-    from tests.web.test_cases_api import png
+    from tests.factories import png
 
     a = areas["A"].tree
     user = iam.create_user(session=session, username="gw_p", password="jiangchuan2024", role="grid_worker",

@@ -4,8 +4,6 @@ or at a point elsewhere, nothing created on a refusal, what the progress shows, 
 from __future__ import annotations
 
 import datetime as dt
-import struct
-import zlib
 from dataclasses import dataclass
 
 import pytest
@@ -21,19 +19,11 @@ from shequ.core.registry.models import Person
 from shequ.core.registry.validators import make_id_number
 from shequ.db import bind_context
 from shequ.platforms.resident import service
-from tests.factories import Tree, place_tree
+from tests.factories import Tree, place_tree, png
 
 PASSWORD = "jiangchuan2024"
 
 
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A real PNG image."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + b"\x00\x80\xff" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from shequ.core.alarms.models import ACTIVE_ACK, ACTIVE_UNACK, SEVERITIES, STATU
 from shequ.core.alarms.schemas import AlarmSummary
 from shequ.core.cases.calendar import SHANGHAI
 from shequ.core.paging import Page
-from shequ.core.places.models import Place
+from shequ.core.places.service import labels
 
 ACTIVE = (ACTIVE_UNACK, ACTIVE_ACK)
 PAGE_SIZE = 50
@@ -70,11 +70,7 @@ def find_alarms(*, session: Session, filters: Filters, page: int = 1, size: int 
 
 def place_names(session: Session, alarms: Sequence[Alarm]) -> dict[int, str]:
     """The address (or name) of each alarm's place, in one query."""
-    ids = {a.place_id for a in alarms if a.place_id}
-    if not ids:
-        return {}
-    rows = session.execute(select(Place.id, Place.address_text, Place.name).where(Place.id.in_(ids)))
-    return {pid: addr or name for pid, addr, name in rows}
+    return labels(session=session, ids=(a.place_id for a in alarms))
 
 
 def summary(*, session: Session, now: dt.datetime | None = None) -> AlarmSummary:

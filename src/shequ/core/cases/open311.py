@@ -554,14 +554,6 @@ def _status(case: Case) -> str:
     return "closed" if case.stage in CLOSED_STAGES else "open"
 
 
-def _class_names(session: Session, codes: set[str], lang: str) -> dict[str, str]:
-    if not codes:
-        return {}
-    rows = session.execute(select(CaseClass.code, CaseClass.name, CaseClass.name_en)
-                           .where(CaseClass.code.in_(sorted(codes)))).all()
-    return {code: (name if lang.startswith("zh") or not en else en) for code, name, en in rows}
-
-
 def _latest_notes(session: Session, case_ids: list[int]) -> dict[int, str]:
     """The note of each case's latest public step (scrubbed of phone and ID numbers)."""
     if not case_ids:
@@ -575,7 +567,7 @@ def _latest_notes(session: Session, case_ids: list[int]) -> dict[int, str]:
 
 def request_views(*, session: Session, found: list[Case], lang: str) -> list[RequestOut]:
     """Cases as Open311 requests: never the reporter's name, phone or account."""
-    names = _class_names(session, {c.service_code or c.class_code for c in found}, lang)
+    names = cases.class_names(session=session, codes={c.service_code or c.class_code for c in found}, lang=lang)
     notes = _latest_notes(session, [c.id for c in found])
     out = []
     for c in found:

@@ -40,7 +40,6 @@ from shequ.core.cases.models import (
     STAGES,
     Case,
     CaseAttachment,
-    CaseClass,
     CaseStep,
     RoutingRule,
 )
@@ -234,12 +233,6 @@ def filters_from(query: Mapping[str, str]) -> CaseFilters:
 
 # --- shaping the answers -------------------------------------------------------------------------
 
-def _class_names(session: Session, lang: str) -> dict[str, str]:
-    service.ensure_classes(session=session)
-    rows = session.execute(select(CaseClass.code, CaseClass.name, CaseClass.name_en))
-    return {code: (name if lang.startswith("zh") or not name_en else name_en) for code, name, name_en in rows}
-
-
 def case_item(case: Case, names: Mapping[str, str]) -> dict[str, Any]:
     return {"id": case.id, "code": case.code, "title": case.title, "stage": case.stage, "source": case.source,
             "source_ref": case.source_ref, "class_code": case.class_code,
@@ -266,7 +259,7 @@ def _attachment_out(a: CaseAttachment) -> dict[str, Any]:
 
 def case_detail(*, session: Session, case: Case, user: User, lang: str) -> dict[str, Any]:
     """A case with its timeline, attachments and the actions the user may take (phone masked)."""
-    out = case_item(case, _class_names(session, lang))
+    out = case_item(case, service.class_names(session=session, lang=lang))
     out.update({
         "description": case.description or "", "reporter_name": case.reporter_name,
         "reporter_phone_mask": case.reporter_phone_mask or "", "reporter_user_id": case.reporter_user_id,
@@ -357,7 +350,7 @@ def list_cases_api(request: Request, session: SessionDep, user: ApiCaseReader,
     filters = filters_from(request.query_params)
     found = list_cases(session=session, filters=filters, department=user_department(user), page=page,
                        size=_page_size(size))
-    names = _class_names(session, lang_of(request))
+    names = service.class_names(session=session, lang=lang_of(request))
     return {"items": [case_item(c, names) for c in found.items], "total": found.total, "page": found.page,
             "size": found.size}
 
@@ -531,7 +524,7 @@ def _list_context(request: Request, session: Session, user: User, page: int) -> 
     except BadParam as exc:
         error, filters = str(exc), CaseFilters()
     found = list_cases(session=session, filters=filters, department=user_department(user), page=page)
-    names = _class_names(session, lang)
+    names = service.class_names(session=session, lang=lang)
     grids, committees = _areas(session)
     f = {k: (request.query_params.get(k) or "") for k in (
         "stage", "source", "class_code", "department", "grid_id", "committee_id", "overdue", "q",

@@ -107,6 +107,20 @@ def get_class(*, session: Session, code: str) -> CaseClass | None:
     return found
 
 
+def class_names(*, session: Session, lang: str, codes: Iterable[str] | None = None) -> dict[str, str]:
+    """Case class code → its name in ``lang`` (English when there is one), for every class or
+    only ``codes``; one query."""
+    ensure_classes(session=session)
+    stmt = select(CaseClass.code, CaseClass.name, CaseClass.name_en)
+    if codes is not None:
+        wanted = sorted(set(codes))
+        if not wanted:
+            return {}
+        stmt = stmt.where(CaseClass.code.in_(wanted))
+    zh = lang.startswith("zh")
+    return {code: (name if zh or not name_en else name_en) for code, name, name_en in session.execute(stmt)}
+
+
 def list_classes(*, session: Session, public_only: bool = False) -> list[CaseClass]:
     ensure_classes(session=session)
     stmt = select(CaseClass).where(CaseClass.active.is_(True)).order_by(CaseClass.code)

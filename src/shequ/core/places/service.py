@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,16 @@ class Locator:
             committee_id=self._find(PlaceKind.COMMITTEE, pt),
             compound_id=self._find(PlaceKind.COMPOUND, pt),
         )
+
+
+def labels(*, session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    """The address (or, without one, the name) of some places, in one query, within the
+    session's scope."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    rows = session.execute(select(Place.id, Place.address_text, Place.name).where(Place.id.in_(wanted)))
+    return {pid: addr or name for pid, addr, name in rows}
 
 
 def build_locator(*, session: Session, whole_tenant: bool = False) -> Locator:

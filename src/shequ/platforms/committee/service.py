@@ -17,11 +17,12 @@ from shequ.core.alarms.models import SEVERITY_RANK, Alarm
 from shequ.core.alarms.query import ACTIVE, place_names
 from shequ.core.cases import policy
 from shequ.core.cases import service as cases
-from shequ.core.cases.models import DISPATCHED, FED_BACK, HANDLED, Case, CaseClass
+from shequ.core.cases.models import DISPATCHED, FED_BACK, HANDLED, Case
 from shequ.core.cases.schemas import CaseReportIn
 from shequ.core.iam.models import User
 from shequ.core.paging import Page
 from shequ.core.places.models import Place, PlaceKind
+from shequ.core.places.service import labels
 from shequ.core.registry import visits
 from shequ.core.registry.kinds import HOUSE, ORGANISATION, PERSON, Kind
 from shequ.core.registry.models import OrgKind, Person, Tag
@@ -81,23 +82,9 @@ class Todos:
         return len(self.cases) + len(self.alarms) + len(self.visits)
 
 
-def class_names(*, session: Session, codes: set[str], lang: str) -> dict[str, str]:
-    """The names of some case classes (one query)."""
-    if not codes:
-        return {}
-    cases.ensure_classes(session=session)
-    rows = session.execute(select(CaseClass.code, CaseClass.name, CaseClass.name_en)
-                           .where(CaseClass.code.in_(sorted(codes))))
-    return {code: (name if lang.startswith("zh") or not name_en else name_en) for code, name, name_en in rows}
-
-
 def addresses(session: Session, place_ids: set[int]) -> dict[int, str]:
     """The address (or name) of some places, in one query."""
-    ids = {p for p in place_ids if p}
-    if not ids:
-        return {}
-    rows = session.execute(select(Place.id, Place.address_text, Place.name).where(Place.id.in_(sorted(ids))))
-    return {pid: addr or name for pid, addr, name in rows}
+    return labels(session=session, ids=place_ids)
 
 
 def waiting_cases(*, session: Session, user: User, committee_id: int, lang: str = "zh-CN") -> list[CaseTodo]:
@@ -107,7 +94,7 @@ def waiting_cases(*, session: Session, user: User, committee_id: int, lang: str 
                                Case.suspended_at.is_(None))
             .order_by(Case.stage_due_at.is_(None), Case.stage_due_at, Case.id).limit(TODO_LIMIT))
     found = list(session.scalars(stmt))
-    names = class_names(session=session, codes={c.class_code for c in found}, lang=lang)
+    names = cases.class_names(session=session, codes={c.class_code for c in found}, lang=lang)
     out = []
     for case in found:
         actions = [a for a in policy.user_actions(user, case) if a in WAITING_ACTIONS]
@@ -221,7 +208,7 @@ def resident_requests(*, session: Session, user: User, committee_id: int, page: 
     total = session.scalar(select(func.count(Case.id)).where(*where)) or 0
     items = list(session.scalars(select(Case).where(*where).order_by(Case.reported_at.desc(), Case.id.desc())
                                  .offset((page - 1) * size).limit(size)))
-    names = class_names(session=session, codes={c.class_code for c in items}, lang=lang)
+    names = cases.class_names(session=session, codes={c.class_code for c in items}, lang=lang)
     out = []
     for case in items:
         allowed = policy.user_actions(user, case)

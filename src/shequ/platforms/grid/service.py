@@ -41,7 +41,7 @@ from shequ.core.iam.models import User
 from shequ.core.iam.scope import AREAS, Scope
 from shequ.core.iot.models import Device
 from shequ.core.places.models import Place, PlaceKind
-from shequ.core.places.service import locate
+from shequ.core.places.service import labels, locate
 from shequ.core.registry.kinds import label
 from shequ.core.registry.models import Facility, House, Organisation, Person
 from shequ.core.registry.validators import validate_id_number
@@ -358,11 +358,7 @@ def _group(session: Session, stmt: Any, where: Any, order: Sequence[Any], limit:
 
 
 def _names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    return {pid: addr or name for pid, addr, name in session.execute(
-        select(Place.id, Place.address_text, Place.name).where(Place.id.in_(wanted)))}
+    return labels(session=session, ids=ids)
 
 
 def check_query(q: str | None) -> str:

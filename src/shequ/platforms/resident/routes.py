@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 
 from shequ.core.cases import attachments as files
+from shequ.core.cases import service as cases
 from shequ.core.cases.models import Case
 from shequ.core.iam import service as iam
 from shequ.core.iam.models import User
@@ -250,7 +251,7 @@ def requests_page(request: Request, session: SessionDep, user: PageUser,
                   page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
     _reporter(user)
     found = service.my_cases(session=session, user=user, page=page_no)
-    names = service.class_names(session=session, codes=[c.class_code for c in found.items], lang=lang_of(request))
+    names = cases.class_names(session=session, codes=[c.class_code for c in found.items], lang=lang_of(request))
     return page(request, "resident/requests.html", found=found, names=names)
 
 
@@ -264,7 +265,7 @@ def _detail(request: Request, session: SessionDep, user: User, case: Case, statu
             errors: dict[str, str] | None = None, rating: dict[str, str] | None = None) -> Response:
     lang = lang_of(request)
     return page(request, "resident/detail.html", status_code=status_code, case=case,
-                class_name=service.class_names(session=session, codes=[case.class_code], lang=lang).get(
+                class_name=cases.class_names(session=session, codes=[case.class_code], lang=lang).get(
                     case.class_code, case.class_code),
                 steps=service.progress(session=session, case=case),
                 photos=service.photos(session=session, case=case), may_rate=service.may_rate(user, case),

@@ -276,11 +276,6 @@ def my_case(*, session: Session, user: User, case_id: int) -> Case | None:
     return session.scalar(_own(select(Case), user).where(Case.id == case_id))
 
 
-def class_names(*, session: Session, codes: Sequence[str], lang: str) -> dict[str, str]:
-    found = session.scalars(select(CaseClass).where(CaseClass.code.in_(sorted(set(codes)))))
-    return {k.code: class_name(k, lang) for k in found}
-
-
 @dataclass(frozen=True)
 class Progress:
     """One step of a request's progress as the resident sees it."""
