@@ -6,14 +6,19 @@ The pipeline runs its own transactions (like a worker), so its tests cannot use 
 
 from __future__ import annotations
 
+import itertools
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from shequ.core.alarms.models import Alarm
+from shequ.core.cases.models import Case
 from shequ.core.iot.credentials import issue_token
-from shequ.core.iot.models import Device
+from shequ.core.iot.models import Device, DeviceCommand
+from shequ.core.iot.pipeline import BatchResult, Inbound, Pipeline, now_ms
 from shequ.core.places.service import create_tenant
 from shequ.db import session_scope
 from tests.factories import Tree, place_tree
@@ -61,3 +66,32 @@ def world_fixture(engine: Engine) -> Iterator[IotWorld]:
     # Each test gets its own tenant in the run's own database (created and dropped per run), so
     # nothing is deleted afterwards (the audit log is append-only anyway).
     yield build_world(engine)
+
+
+_seq = itertools.count(1)
+
+
+def send(pipe: Pipeline, world: IotWorld, device: str, kind: str = "telemetry", ts: int | None = None,
+         **body: object) -> BatchResult:
+    """One message of ``device`` through the real pipeline (its own transaction, as a worker's);
+    it must be accepted."""
+    msg = {"id": f"m{next(_seq)}", "ts": ts or now_ms(), **body}
+    result = pipe.process([Inbound(json.dumps(msg).encode(), kind, world.tenant_code, device)])
+    assert result.outcomes[0].status == "accepted", result.outcomes[0]
+    return result
+
+
+def alarms_of(world: IotWorld) -> list[Alarm]:
+    with session_scope(tenant_id=world.tenant_id) as s:
+        return list(s.scalars(select(Alarm).order_by(Alarm.id)))
+
+
+def cases_of(world: IotWorld) -> list[Case]:
+    with session_scope(tenant_id=world.tenant_id) as s:
+        return list(s.scalars(select(Case).order_by(Case.id)))
+
+
+def commands_of(world: IotWorld) -> list[DeviceCommand]:
+    """The commands stored for the world's devices (rules' linkage and operators'), oldest first."""
+    with session_scope(tenant_id=world.tenant_id) as s:
+        return list(s.scalars(select(DeviceCommand).order_by(DeviceCommand.id)))

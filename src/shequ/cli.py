@@ -47,8 +47,8 @@ def _tenant_id(code: str | None) -> int:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Apply migrations up to REVISION (default: head)."""
+def db_upgrade(revision: str = "heads") -> None:
+    """Apply migrations up to REVISION (default: heads — the kernel's and every scenario's)."""
     from shequ.core.migrate import upgrade
 
     upgrade(revision=revision)

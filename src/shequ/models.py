@@ -39,6 +39,20 @@ from shequ.db import Base
 
 metadata = Base.metadata
 
+
+def _scenario_models() -> None:
+    """Each installed scenario's models join the metadata (found through the entry points)."""
+    from importlib import import_module
+
+    from shequ.core.plugins import load_scenarios
+
+    for spec in load_scenarios().scenarios.values():
+        if spec.models_module:
+            import_module(spec.models_module)
+
+
+_scenario_models()
+
 __all__ = [
     "Alarm", "AlarmEvent", "AlarmSubscription", "Case", "CaseAttachment", "CaseClass", "CaseStep",
     "Notification", "OutboundMessage", "RoutingRule", "Rule", "RuleState", "RuleVersion", "Webhook",

@@ -26,11 +26,29 @@ def install() -> None:
     from shequ.core.rules.engine import install as install_rules
 
     install_rules()
+    install_scenarios()
     try:
         listeners = importlib.import_module("shequ.core.notify.listeners")
     except ModuleNotFoundError:  # pragma: no cover - the notify package always ships its listeners
         return
     listeners.install()
+
+
+def install_scenarios() -> None:
+    """Each installed scenario's change handlers, after the rule engine (idempotent)."""
+    from shequ.core.iot.pipeline import add_change_handler
+    from shequ.core.plugins import load_scenarios, resolve
+
+    for spec in load_scenarios().scenarios.values():
+        for ref in spec.handlers:
+            add_change_handler(resolve(ref))
+
+
+def scenario_sweeps() -> list[Periodic]:
+    from shequ.core.plugins import load_scenarios, resolve
+
+    return [Periodic(sweep.every_s, resolve(sweep.fn)) for spec in load_scenarios().scenarios.values()
+            for sweep in spec.sweeps]
 
 
 def _tenant_ids(engine: Engine) -> list[int]:
@@ -106,7 +124,7 @@ class Periodic:
 def periodic_sweeps() -> list[Periodic]:
     """The loop's sweeps and how often each runs (seconds)."""
     return [Periodic(1, open_pending_cases), Periodic(5, sweep_rules), Periodic(15, sweep_alarms),
-            Periodic(60, sweep_cases), Periodic(5, deliver_webhooks)]
+            Periodic(60, sweep_cases), Periodic(5, deliver_webhooks), *scenario_sweeps()]
 
 
 def run_due(engine: Engine, tasks: list[Periodic]) -> None:
@@ -123,6 +141,9 @@ def run_due(engine: Engine, tasks: list[Periodic]) -> None:
 
 def sweep_all(engine: Engine, now: dt.datetime | None = None) -> dict[str, int]:
     """Every sweep once (the CLI's ``shequ loop sweep``; tests pass a frozen ``now``)."""
-    return {"rules_fired": sweep_rules(engine, now), "cases_opened": open_pending_cases(engine, now),
-            "alarms": sweep_alarms(engine, now),
-            "cases": sweep_cases(engine, now), "webhooks": deliver_webhooks(engine, now)}
+    out = {"rules_fired": sweep_rules(engine, now), "cases_opened": open_pending_cases(engine, now),
+           "alarms": sweep_alarms(engine, now),
+           "cases": sweep_cases(engine, now), "webhooks": deliver_webhooks(engine, now)}
+    for task in scenario_sweeps():
+        out[task.fn.__module__.rsplit(".", 2)[-2] + "." + task.fn.__name__] = task.fn(engine, now)
+    return out

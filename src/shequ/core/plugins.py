@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -47,8 +48,51 @@ class NavEntry:
 
 
 @dataclass(frozen=True)
+class Tile:
+    """A scenario's tile on the brain (社区大脑): a title, a few figures and the page it opens."""
+
+    title: str
+    figures: tuple[tuple[str, str], ...]  # (label, value as shown), at most six
+    link: str = ""
+    alert: bool = False  # something needs attention now (the tile is highlighted)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Clock-driven work of a scenario (escalation steps, windows): ``fn(engine, now) -> count``
+    every ``every_s`` seconds, in the worker's (or the demo's) sweep loop."""
+
+    fn: str | Callable[..., int]
+    every_s: float = 10.0
+
+
+Ref = str | Callable[..., Any]  # a callable, or "package.module:attr" resolved on first use
+
+
+def resolve(ref: Any) -> Any:
+    """``"package.module:attr"`` → the object; anything else is returned as it is. Scenario
+    specs name their routers, handlers and tiles this way, so that loading a spec (the entry
+    point) imports no web or database code."""
+    if isinstance(ref, str) and ":" in ref:
+        module, _, attr = ref.partition(":")
+        obj: Any = import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    return ref
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """What a scenario brings: its identity, owner, device types, rules, tags, pages, data."""
+    """What a scenario brings: its identity, owner, device types, rules, tags, pages, data.
+
+    Beside the data, a package plugs into the kernel at these points (each a callable or a
+    ``"module:attr"`` reference): ``router`` (its pages and API), ``handlers`` (change handlers
+    run on every ingest batch inside its transaction, after the rule engine), ``sweeps``
+    (clock-driven work), ``tile`` (``tile(session, lang) -> Tile`` for the brain),
+    ``anomalies`` (simulator anomaly kind → ``fn(sim, t, device_code, params)``), and
+    ``migrations`` (a directory of Alembic revisions on a branch of its own).
+    """
 
     id: str
     name: str
@@ -58,12 +102,18 @@ class Scenario:
     rules: tuple[Any, ...] = ()  # default rules: dicts as accepted by shequ.core.rules.service.save_rule
     case_classes: tuple[dict[str, Any], ...] = ()  # {"code": "S03-01", "name": …, "department": …}
     tags: tuple[TagSpec, ...] = ()
-    router: Any = None
+    router: Any = None  # an APIRouter or "module:attr"
     nav: tuple[NavEntry, ...] = ()
-    seed: Callable[..., Any] | None = None
+    seed: Ref | None = None  # seed(session) -> None: the scenario's demo data on a seeded tenant
     simulate: Callable[..., Any] | None = None
-    models_module: str | None = None
+    models_module: str | None = None  # imported with the kernel's models (metadata, migrations)
     templates: str | None = None  # a directory of the package's templates, found by name
+    migrations: str | None = None  # a directory of the package's Alembic revisions
+    handlers: tuple[Ref, ...] = ()
+    sweeps: tuple[Sweep, ...] = ()
+    tile: Ref | None = None
+    anomalies: tuple[tuple[str, Ref], ...] = ()  # (kind, fn(sim, t, device_code, params))
+    demo_incidents: tuple[str, ...] = ()  # anomaly kinds the demo stages for this scenario
 
 
     def validate(self) -> None:
@@ -76,6 +126,10 @@ class Scenario:
             problems.append("name is empty")
         problems += [f"nav entry {e.path!r}: level {e.level!r} is not one of {', '.join(LEVELS)}"
                      for e in self.nav if e.level not in LEVELS]
+        refs = [self.router, self.seed, self.tile, *self.handlers, *(s.fn for s in self.sweeps),
+                *(fn for _k, fn in self.anomalies)]
+        problems += [f"reference {r!r} is not of the form package.module:attr"
+                     for r in refs if isinstance(r, str) and not re.fullmatch(r"[\w.]+:[\w.]+", r)]
         if problems:
             raise ValueError(f"scenario {self.id}: " + "; ".join(problems))
 

@@ -14,6 +14,7 @@ from shequ.config import get_settings
 from shequ.core.iam.models import User
 from shequ.core.places.models import Place, PlaceKind
 from shequ.core.places.service import get_tenant
+from shequ.core.plugins import load_scenarios, resolve
 from shequ.core.registry.models import Person
 from shequ.db import session_scope
 
@@ -73,6 +74,9 @@ def prepare_loop(*, tenant_id: int) -> None:
     with session_scope(tenant_id=tenant_id, actor="seed") as session:
         install_default_rules(session=session, actor="seed")
         ensure_classes(session=session)
+        for spec in load_scenarios().scenarios.values():  # each scenario's own demo data (idempotent)
+            if spec.seed is not None:
+                resolve(spec.seed)(session=session)
         tenant = session.get(Tenant, tenant_id)
         if tenant is not None and "department_calendars" not in (tenant.settings or {}):
             # Jiangchuan Road's 城运中心 keeps a 24-hour duty: its deadlines run round the clock
@@ -161,6 +165,18 @@ FIRST_INCIDENT_S = 20.0
 INCIDENT_EVERY_S = 180.0
 
 
+def demo_incidents() -> tuple[str, ...]:
+    """The kernel's incidents interleaved with each installed scenario's, first of each first."""
+    lists = [list(DEMO_INCIDENTS)] + [list(s.demo_incidents) for s in load_scenarios().scenarios.values()
+                                      if s.demo_incidents]
+    out: list[str] = []
+    while any(lists):
+        for items in lists:
+            if items:
+                out.append(items.pop(0))
+    return tuple(out)
+
+
 class Incidents:
     """Injects the demo's incidents in turn while the simulator runs."""
 
@@ -168,11 +184,14 @@ class Incidents:
         self.sim = sim
         self.started = time.monotonic()
         self.count = 0
+        self.kinds = demo_incidents()
+        # every scenario shows within a few minutes of start, however many are installed
+        self.every_s = min(INCIDENT_EVERY_S, max(20.0, 300.0 / len(self.kinds)))
 
     def tick(self, _sim_t: float, _sent: int) -> None:
-        due = FIRST_INCIDENT_S + self.count * INCIDENT_EVERY_S
+        due = FIRST_INCIDENT_S + self.count * self.every_s
         if time.monotonic() - self.started >= due:
-            kind = DEMO_INCIDENTS[self.count % len(DEMO_INCIDENTS)]
+            kind = self.kinds[self.count % len(self.kinds)]
             self.count += 1
             try:
                 self.sim.inject(kind)

@@ -44,6 +44,13 @@ ANOMALIES = ("smoke", "gas_leak", "ebike_in_elevator", "object_fall", "night_noi
 Message = tuple[str, str, bytes]  # device code, kind, JSON payload
 
 
+def scenario_anomalies() -> dict[str, Callable[..., None]]:
+    """The anomalies scenario packages add: kind → ``fn(sim, t, device_code, params)``."""
+    from shequ.core.plugins import load_scenarios, resolve
+
+    return {kind: resolve(fn) for spec in load_scenarios().scenarios.values() for kind, fn in spec.anomalies}
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -613,9 +620,9 @@ class Simulator:
     # --- anomalies ------------------------------------------------------------------------
 
     def inject(self, kind: str, device_code: str | None = None, **params: Any) -> None:
-        """Queue an anomaly for the next step (kinds: ``ANOMALIES``)."""
-        if kind not in ANOMALIES:
-            raise ValueError(f"unknown anomaly {kind!r}: {', '.join(ANOMALIES)}")
+        """Queue an anomaly for the next step (kinds: ``ANOMALIES`` and the scenarios')."""
+        if kind not in ANOMALIES and kind not in scenario_anomalies():
+            raise ValueError(f"unknown anomaly {kind!r}: {', '.join([*ANOMALIES, *scenario_anomalies()])}")
         if device_code is not None and device_code not in self.by_code:
             raise ValueError(f"no device {device_code!r} in {self.tenant_code}")
         with self._lock:
@@ -633,7 +640,10 @@ class Simulator:
         pending, self.pending = self.pending, []
         for kind, code, params in pending:
             self.injected += 1
-            getattr(self, f"_inject_{kind}")(t, code, params)
+            if kind in ANOMALIES:
+                getattr(self, f"_inject_{kind}")(t, code, params)
+            else:
+                scenario_anomalies()[kind](self, t, code, params)
 
     def _note(self, kind: str, dev: SimDevice, t: float, **extra: Any) -> None:
         self.truth.append({"kind": kind, "device": dev.code, "t": t, **extra})

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -17,11 +17,11 @@ from starlette.responses import Response
 
 import shequ
 from shequ.core.errors import FieldError
-from shequ.core.plugins import load_scenarios
+from shequ.core.plugins import load_scenarios, resolve
 from shequ.logs import install as install_log_masking
 from shequ.platforms import PLATFORMS
 from shequ.web.context import RequestContextMiddleware
-from shequ.web.deps import LoginRequired, add_template_dir, render
+from shequ.web.deps import LoginRequired, add_template_dir, render, scenario_enabled
 from shequ.web.security import BrowserMiddleware
 
 API = "/api/v1"
@@ -127,7 +127,7 @@ def create_app(*, tenant_code: str | None = None) -> FastAPI:
         if spec.templates:
             add_template_dir(spec.templates)
         if spec.router is not None:
-            app.include_router(spec.router)
+            app.include_router(resolve(spec.router), dependencies=[Depends(scenario_enabled(spec.id))])
 
     _document_errors(app)
 

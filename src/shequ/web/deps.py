@@ -22,6 +22,7 @@ from shequ.core.iam import service as iam
 from shequ.core.iam.models import User
 from shequ.core.iam.scope import Scope, scope_of
 from shequ.core.places.models import Tenant
+from shequ.core.plugins import enabled_ids
 from shequ.core.registry import kinds
 from shequ.db import bind_context, session_factory
 from shequ.web import nav
@@ -123,6 +124,18 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def scenario_enabled(scenario_id: str) -> Callable[..., None]:
+    """A dependency of every route of a scenario package: the pages and API of a scenario the
+    tenant has switched off answer 404, as if it were not installed."""
+
+    def check(session: SessionDep) -> None:
+        settings = session.scalar(select(Tenant.settings).where(Tenant.id == session.info.get("tenant_id")))
+        if scenario_id not in enabled_ids(settings or {}):
+            raise HTTPException(status_code=404, detail=f"场景 {scenario_id} 未启用 (scenario switched off)")
+
+    return check
 
 
 def client_ip(request: Request) -> str:

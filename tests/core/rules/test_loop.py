@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Iterator
 
@@ -14,15 +13,15 @@ from shequ.core import loop
 from shequ.core.alarms import service as alarm_service
 from shequ.core.alarms.models import Alarm, AlarmEvent
 from shequ.core.cases.calendar import WorkCalendar
-from shequ.core.cases.models import Case, CaseStep
+from shequ.core.cases.models import CaseStep
 from shequ.core.iot.models import Device, DeviceCommand
-from shequ.core.iot.pipeline import Inbound, Pipeline, now_ms
+from shequ.core.iot.pipeline import Pipeline, now_ms
 from shequ.core.rules import service as rules
 from shequ.core.rules.engine import default_engine
 from shequ.core.rules.engine import install as install_rules
 from shequ.core.rules.models import RuleState
 from shequ.db import session_scope
-from tests.iot_fixtures import IotWorld, build_world
+from tests.iot_fixtures import IotWorld, alarms_of, build_world, cases_of, send
 
 
 @pytest.fixture
@@ -35,26 +34,6 @@ def world(engine: Engine) -> Iterator[IotWorld]:
     with session_scope(tenant_id=w.tenant_id, actor="test") as s:
         rules.install_default_rules(session=s)
     yield w
-
-
-_seq = iter(range(1, 10**9))
-
-
-def send(pipe: Pipeline, world: IotWorld, device: str, kind: str = "telemetry", ts: int | None = None,
-         **body: object) -> None:
-    msg = {"id": f"m{next(_seq)}", "ts": ts or now_ms(), **body}
-    result = pipe.process([Inbound(json.dumps(msg).encode(), kind, world.tenant_code, device)])
-    assert result.outcomes[0].status == "accepted", result.outcomes[0]
-
-
-def alarms_of(world: IotWorld) -> list[Alarm]:
-    with session_scope(tenant_id=world.tenant_id) as s:
-        return list(s.scalars(select(Alarm).order_by(Alarm.id)))
-
-
-def cases_of(world: IotWorld) -> list[Case]:
-    with session_scope(tenant_id=world.tenant_id) as s:
-        return list(s.scalars(select(Case).order_by(Case.id)))
 
 
 def test_smoke_reading_raises_a_critical_alarm_and_a_case_routed_by_class_and_place(engine, world, monkeypatch):

@@ -110,6 +110,8 @@ class DeviceInfo:
     area_ids: tuple[int, ...]  # building, compound, committee, grid (fallback chain)
     offline_after_s: int
     loaded: float
+    facility_id: int | None = None
+    facility_kind: str | None = None  # charging_station, elevator … (rules may target these)
 
 
 @dataclass(slots=True)
@@ -194,8 +196,9 @@ class DeviceCache:
 
     _SELECT = (
         "SELECT d.id, d.tenant_id, t.code, d.code, d.type_code, d.token_hash, d.token_revoked_at, "
-        "d.status, d.place_id, d.building_id, d.compound_id, d.committee_id, d.grid_id, d.offline_after_s "
-        "FROM device d JOIN tenant t ON t.id = d.tenant_id "
+        "d.status, d.place_id, d.building_id, d.compound_id, d.committee_id, d.grid_id, d.offline_after_s, "
+        "d.facility_id, f.kind "
+        "FROM device d JOIN tenant t ON t.id = d.tenant_id LEFT JOIN facility f ON f.id = d.facility_id "
     )
 
     def _info(self, row: Sequence[Any], now: float) -> DeviceInfo:
@@ -207,6 +210,7 @@ class DeviceCache:
             id=row[0], tenant_id=row[1], tenant_code=row[2], code=row[3], type=dtype, type_code=row[4],
             token_hash=row[5], revoked=row[6] is not None, status=row[7], place_id=row[8], area_ids=areas,
             offline_after_s=row[13] or (dtype.offline_after if dtype else 900), loaded=now,
+            facility_id=row[14], facility_kind=row[15],
         )
 
     def _store(self, info: DeviceInfo) -> None:

@@ -36,7 +36,7 @@ class AlarmAction(_Strict):
 
 class Target(_Strict):
     device_type: str = Field(max_length=40)
-    at: Literal["place", "building", "compound"] = "place"
+    at: Literal["place", "facility", "building", "compound"] = "place"
 
 
 class CommandAction(_Strict):
@@ -158,6 +158,9 @@ def _command(session: Session, tr: Transition, spec: CommandAction, now_ms: int,
         if target.at == "place":
             place_id = source.place_id if source is not None else tr.place_id
             stmt = stmt.where(Device.place_id == place_id)
+        elif target.at == "facility":
+            stmt = stmt.where(Device.facility_id == (source.facility_id if source else None),
+                              Device.facility_id.is_not(None))
         elif target.at == "building":
             stmt = stmt.where(Device.building_id == (source.building_id if source else None))
         else:

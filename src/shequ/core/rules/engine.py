@@ -65,9 +65,12 @@ class Compiled:
     device_types: frozenset[str]
     devices: frozenset[int]
     places: frozenset[int]
+    facility_kinds: frozenset[str] = frozenset()
 
     def applies(self, dev: DeviceInfo) -> bool:
         if self.device_types and dev.type_code not in self.device_types:
+            return False
+        if self.facility_kinds and dev.facility_kind not in self.facility_kinds:
             return False
         if self.devices and dev.id not in self.devices:
             return False
@@ -105,7 +108,7 @@ def compile_rule(row: Rule | Any, geometry: dict[str, Any] | None = None) -> Com
         spec=spec, window=Window.model_validate(row.window) if row.window else None, severity=row.severity,
         alarm_type=row.alarm_type, scenario=row.scenario or "", actions=list(row.actions or []),
         device_types=frozenset(target.get("device_types") or ()), devices=frozenset(target.get("devices") or ()),
-        places=frozenset(target.get("places") or ()))
+        places=frozenset(target.get("places") or ()), facility_kinds=frozenset(target.get("facility_kinds") or ()))
 
 
 class RuleEngine:
@@ -357,6 +360,9 @@ def _target_devices(conn: Connection, rule: Compiled) -> dict[int, int | None]:
     """Device id → place id of every active device a rule targets."""
     sql = "SELECT id, place_id, building_id, compound_id, committee_id, grid_id, type_code FROM device " \
           "WHERE tenant_id = :t AND status = 'active'"
+    if rule.facility_kinds:
+        kinds = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(rule.facility_kinds))
+        sql += f" AND facility_id IN (SELECT id FROM facility WHERE kind IN ({kinds}))"
     params: dict[str, Any] = {"t": rule.tenant_id}
     stmt = text(sql)
     if rule.device_types:

@@ -26,7 +26,7 @@ class RulePatch(_Body):
                                                               "geofence | composite")
     enabled: bool | None = None
     target: dict[str, Any] | None = Field(None, description='{"device_types": [...], "devices": [ids], '
-                                                            '"places": [ids]}')
+                                                            '"places": [ids], "facility_kinds": [...]}')
     spec: dict[str, Any] | None = Field(None, description="the kind's condition (see GET /rule-kinds)")
     window: dict[str, Any] | None = Field(None, description='only fire within {"start": "22:00", "end": "06:00", '
                                                             '"days": "all|workdays|offdays"}')

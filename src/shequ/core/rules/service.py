@@ -62,8 +62,10 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
         raise RuleError("spec", str(exc)) from exc
     out["spec"] = spec.model_dump(mode="json", exclude_none=True, by_alias=True)
     target: dict[str, Any] = out.get("target") or {}
-    if not isinstance(target, dict) or set(target) - {"device_types", "devices", "places"}:
-        raise RuleError("target", "only device_types, devices and places")
+    if not isinstance(target, dict) or set(target) - {"device_types", "devices", "places", "facility_kinds"}:
+        raise RuleError("target", "only device_types, devices, places and facility_kinds")
+    if not all(isinstance(v, str) and 0 < len(v) <= 40 for v in target.get("facility_kinds") or []):
+        raise RuleError("target.facility_kinds", "must be a list of facility kinds (e.g. charging_station)")
     known = device_types()
     for code_ in target.get("device_types") or []:
         if code_ not in known:
@@ -212,6 +214,10 @@ def dry_run(*, session: Session, body: dict[str, Any], days: float = 7.0, end: d
                   Device.grid_id)
     if target.get("device_types"):
         stmt = stmt.where(Device.type_code.in_(target["device_types"]))
+    if target.get("facility_kinds"):
+        from shequ.core.registry.models import Facility
+
+        stmt = stmt.where(Device.facility_id.in_(select(Facility.id).where(Facility.kind.in_(target["facility_kinds"]))))
     visible = session.execute(stmt).all()
     wanted_devices = set(target.get("devices") or ())
     places = set(target.get("places") or ())

@@ -52,6 +52,7 @@ RETRY_MS = 3000
 i18n.extend({
     "brain.title": ("社区大脑", "Community brain"),
     "brain.live": ("实时", "Live"),
+    "brain.scenarios": ("场景态势", "Scenarios"),
     "brain.replay": ("回放", "Replay"),
     "brain.back_live": ("回到实时", "Back to live"),
     "brain.day": ("日期", "Day"),

@@ -12,6 +12,7 @@ is one ``GROUP BY`` statement, whatever the number of rows behind it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,6 +57,8 @@ AREA_KINDS = (PlaceKind.GRID, PlaceKind.COMMITTEE, PlaceKind.COMPOUND)
 # the command actions the screen offers on a case
 CASE_ACTIONS = ("dispatch", "escalate", "supervise")
 SPECIAL_GROUPS = "special_groups"
+
+log = logging.getLogger(__name__)
 
 
 class BrainError(FieldError):
@@ -263,6 +266,28 @@ def twin_mark(*, session: Session) -> int:
                               .where(Place.kind == PlaceKind.BUILDING)) or 0)
 
 
+def scenario_tiles(*, session: Session, lang: str = "zh-CN") -> list[dict[str, Any]]:
+    """The tile of each scenario the tenant has switched on (in the session's scope); a tile
+    that fails is left out and logged, so one scenario cannot blank the screen."""
+    from shequ.core.plugins import enabled_ids, resolve
+
+    settings = session.scalar(select(Tenant.settings).where(Tenant.id == session.info.get("tenant_id"))) or {}
+    on = enabled_ids(settings)
+    out = []
+    for spec in sorted(load_scenarios().scenarios.values(), key=lambda s: s.id):
+        if spec.tile is None or spec.id not in on:
+            continue
+        try:
+            with session.begin_nested():
+                tile = resolve(spec.tile)(session=session, lang=lang)
+        except Exception:
+            log.exception("the brain tile of %s failed", spec.id)
+            continue
+        out.append({"id": spec.id, "title": tile.title, "link": tile.link, "alert": tile.alert,
+                    "figures": [{"label": k, "value": v} for k, v in tile.figures[:6]]})
+    return out
+
+
 def summary(*, session: Session, now: dt.datetime | None = None, lang: str = "zh-CN") -> dict[str, Any]:
     """Every number of the screen, in the session's scope."""
     now = now or dt.datetime.now(dt.UTC)
@@ -274,6 +299,7 @@ def summary(*, session: Session, now: dt.datetime | None = None, lang: str = "zh
         "on_time": on_time(session=session, now=now, lang=lang),
         "trends": trends(session=session, now=now),
         "twin": twin_mark(session=session),
+        "scenarios": scenario_tiles(session=session, lang=lang),
     }
 
 

@@ -142,6 +142,25 @@
     setCounter("rate", s.on_time.rate === null ? null : Math.round(s.on_time.rate * 100), "%");
   }
 
+  function applyTiles(s) {
+    var box = document.getElementById("scenario-tiles");
+    if (!box || !s.scenarios) { return; }
+    clear(box);
+    s.scenarios.forEach(function (tile) {
+      var a = el("a", "tile" + (tile.alert ? " alert" : ""));
+      a.href = tile.link || "#";
+      a.setAttribute("data-scenario", tile.id);
+      a.appendChild(el("span", "tile-title", tile.title));
+      tile.figures.forEach(function (f) {
+        var fig = el("span", "tile-fig");
+        fig.appendChild(el("b", null, String(f.value)));
+        fig.appendChild(document.createTextNode(" " + f.label));
+        a.appendChild(fig);
+      });
+      box.appendChild(a);
+    });
+  }
+
   // --- charts ------------------------------------------------------------------------------
 
   var charts = {};
@@ -906,6 +925,7 @@
   function applySummary(s) {
     if (!s) { return; }
     applyCounters(s);
+    applyTiles(s);
     applyCharts(s);
     if (view.twin !== null && s.twin !== view.twin && view.at === null) {
       loadBuildings(false);
