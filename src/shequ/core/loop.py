@@ -117,7 +117,7 @@ def deliver_webhooks(engine: Engine, now: dt.datetime | None = None) -> int:
 @dataclass
 class Periodic:
     every_s: float
-    fn: Callable[[Engine], int]
+    fn: Callable[..., int]  # fn(engine) or fn(engine, now)
     last: float = field(default=0.0)
 
 
