@@ -84,9 +84,11 @@ def test_a_scenario_adds_its_page_and_menu_entry_only_while_switched_on(
     tenant.settings = {**tenant.settings, "scenarios": ["S01"]}  # S99 switched off
     session.flush()
     assert "/s99/ledger" not in _menu(client)
+    assert client.get("/s99/ledger").status_code == 404  # its pages go with it
     tenant.settings = {**tenant.settings, "scenarios": ["S99"]}
     session.flush()
     assert "/s99/ledger" in _menu(client)
+    assert client.get("/s99/ledger").json() == {"ok": "yes"}
 
 
 def test_a_bad_nav_level_stops_the_scenario() -> None:
