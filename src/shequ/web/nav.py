@@ -93,9 +93,15 @@ def menu(user: Any, *, lang: str, path: str, tenant_settings: dict[str, Any] | N
     if level is not None:
         entries = [e for e in entries if e.level == level]
     english = not lang.startswith("zh")
-    return [MenuItem(label=(e.label_en or e.label) if english else e.label, path=e.path, level=e.level,
-                     current=_current(e.path, path))
-            for e in visible(user, entries)]
+    seen: set[str] = set()
+    out = []
+    for e in visible(user, entries):
+        if e.path in seen:  # a page offered at several levels shows once, at the first the user has
+            continue
+        seen.add(e.path)
+        out.append(MenuItem(label=(e.label_en or e.label) if english else e.label, path=e.path, level=e.level,
+                            current=_current(e.path, path)))
+    return out
 
 
 def landing(user: Any) -> str | None:
