@@ -157,6 +157,28 @@ def test_rate_three_events_in_ten_minutes(engine, world):
     assert [a.type for a in alarms_of(world)] == ["door_busy"]
 
 
+def test_rate_counts_only_events_whose_data_matches(engine, world):
+    _rule(world, {"code": "long_open", "name": "多次长时间开门", "kind": "rate", "severity": "MINOR",
+                  "target": {"device_types": ["door_magnet"]},
+                  "spec": {"match": {"event": "door_opened", "where": {"field": "duration_s", "op": ">=", "value": 60}},
+                           "count": 2, "window_s": 600}})
+    pipe = Pipeline(engine)
+    t0 = now_ms() - 400_000
+    for k, seconds in enumerate((90, 5, 10)):  # one long opening and two short ones
+        send(pipe, world, "DM-301", "event", ts=t0 + k * 60_000, type="door_opened", data={"duration_s": seconds})
+    assert alarms_of(world) == []
+    send(pipe, world, "DM-301", "event", ts=t0 + 240_000, type="door_opened", data={"duration_s": 120})
+    assert [a.type for a in alarms_of(world)] == ["long_open"]
+
+
+def test_a_data_condition_on_a_reading_match_is_refused(engine, world):
+    with pytest.raises(rules.RuleError) as err:
+        _rule(world, {"code": "bad_where", "name": "x", "kind": "rate", "target": {"device_types": ["pir"]},
+                      "spec": {"match": {"field": "motion", "where": {"field": "x", "op": "==", "value": 1}},
+                               "count": 2, "window_s": 60}})
+    assert err.value.field.startswith("spec")
+
+
 def test_composite_smoke_and_door_open_at_the_same_place(engine, world):
     _rule(world, {"code": "smoke_door", "name": "烟感且门开", "kind": "composite", "severity": "CRITICAL",
                   "spec": {"when": {"all": [{"rule": "smoke"},

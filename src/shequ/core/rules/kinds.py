@@ -50,14 +50,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DataCondition(_Strict):
+    """A condition on one field of an event's data (``confidence >= 0.6``)."""
+
+    field: str = Field(max_length=60)
+    op: Op
+    value: Scalar
+
+    def holds(self, data: dict[str, Any] | None) -> bool:
+        return data is not None and self.field in data and compare(self.op, data[self.field], self.value)
+
+
 class Match(_Strict):
-    """What counts as "it happened": an event of a type, or a reading of a field (optionally
-    with a value condition)."""
+    """What counts as "it happened": an event of a type (optionally with a condition on its
+    data), or a reading of a field (optionally with a value condition)."""
 
     event: str | None = Field(None, max_length=60, description="event type, e.g. door_open")
     field: str | None = Field(None, max_length=60, description="telemetry field, e.g. open")
     op: Op | None = None
     value: Scalar | None = None
+    where: DataCondition | None = Field(None, description="events only: a condition on the event's data")
 
     @model_validator(mode="after")
     def _one(self) -> Match:
@@ -65,11 +77,13 @@ class Match(_Strict):
             raise ValueError("match needs exactly one of event or field")
         if (self.op is None) != (self.value is None):
             raise ValueError("match: op and value go together")
+        if self.where is not None and self.event is None:
+            raise ValueError("match: where goes with event (for a field, use op and value)")
         return self
 
     def hits(self, obs: Obs) -> bool:
         if self.event is not None:
-            return obs.event == self.event
+            return obs.event == self.event and (self.where is None or self.where.holds(obs.data))
         if obs.values is None or self.field not in obs.values:
             return False
         if self.op is None:
