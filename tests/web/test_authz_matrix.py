@@ -272,16 +272,30 @@ def expand(world: World, method: str, template: str) -> list[Call]:
                 values[name] = "smoke_detector"
             elif name in ("command_id", "letter_id", "notification_id", "webhook_id", "routing_rule_id", "notice_id"):
                 values[name] = "1"
+            elif name == "facility_id":  # S03: a charging site (B's facility is a charging station)
+                values[name], names_b = str(b.ids["facility"]), True
+            elif name == "detection_id":  # S02: a detection (none in the matrix world: 404 for all)
+                values[name] = "1"
+            elif name in ("device_id", "device"):  # S02, S09: B's device (no elevator camera, no noise monitor: 404)
+                values[name], names_b = str(b.ids["device"]), True
             elif name == "case_id":
                 values[name] = str(b.ids["case"])
                 names_b = True
+            elif name == "building_id":  # S04 heat map: B's building
+                values[name], names_b = str(b.tree.building.id), True
+            elif name == "incident_id":  # S04 (none in the matrix world: 404 for all)
+                values[name] = "999999"
             elif name == "attachment_id":
                 values[name] = "1"
             elif name == "action":
                 values[name] = "comment"
+            elif name in ("plan_id", "contact_id"):  # S11 (none in the matrix world: 404 for all)
+                values[name] = "999999"
             elif name == "alarm_id":
                 values[name] = str(b.ids["alarm"])
                 names_b = True
+            elif name in ("inspection_id", "shop_id"):  # S05 (none in the matrix world: 404 for all)
+                values[name] = "1"
             elif name == "rule_id":
                 values[name] = str(b.ids["rule"])
             elif name == "role":

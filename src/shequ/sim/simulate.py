@@ -171,6 +171,7 @@ class Simulator:
         self.speed = speed
         self.seed = seed
         self.engine = engine
+        self.tenant_id: int | None = None  # set by _load
         self.devices: list[SimDevice] = list(devices) if devices is not None else self._load()
         self.by_code = {d.code: d for d in self.devices}
         self.clock: float | None = None
@@ -181,7 +182,6 @@ class Simulator:
         self.commands: collections.deque[tuple[str, bytes]] = collections.deque()
         self.injected = 0
         self.truth: list[dict[str, Any]] = []  # what the anomalies did (for tests and demos)
-        self.tenant_id: int | None = None
         self.tokens: dict[str, str] = {}
         self.sent = 0
         self._lock = threading.Lock()
@@ -335,6 +335,15 @@ class Simulator:
             s["on"] = is_dark(t0)
         elif c == "bin_fill_sensor":
             s["rate"] = rng.uniform(4.0, 8.0)  # fill % per hour of the day's use
+        elif dev.type is not None and dev.type.scenario is not None:
+            # a scenario's own type (a sprinkler): each field at its nominal value, read from the
+            # type — booleans that are faulty when false start true, numbers mid-range
+            for f in dev.type.telemetry:
+                if f.type == "bool":
+                    s.setdefault(f.name, False in f.fault_values)
+                elif f.is_measure:
+                    lo, hi = f.min if f.min is not None else 0.0, f.max if f.max is not None else 0.0
+                    s.setdefault(f.name, round((lo + hi) / 2, 2) if f.type == "float" else int((lo + hi) // 2))
 
     def _readings(self, dev: SimDevice, t: float, rng: random.Random) -> dict[str, Any]:
         """The values a device reports at a heartbeat slot."""
@@ -397,9 +406,11 @@ class Simulator:
             peak = laeq + rng.uniform(5, 12) + (rng.uniform(10, 25) if rng.random() < 0.05 else 0)
             home = dev.attrs.get("home") or [dev.lon or 121.41, dev.lat or 31.01]
             day_rng = self._rng(dev, "pos", local_day(t))
+            # set up each day a few metres from its spot by the road (it stays within the road's
+            # GB 3096 4a band, where its street levels belong)
             return {"laeq_db": min(140.0, max(20.0, laeq)), "lamax_db": round(min(140.0, peak), 1),
-                    "lon": round(home[0] + day_rng.uniform(-0.001, 0.001), 6),
-                    "lat": round(home[1] + day_rng.uniform(-0.001, 0.001), 6)}
+                    "lon": round(home[0] + day_rng.uniform(-0.0002, 0.0002), 6),
+                    "lat": round(home[1] + day_rng.uniform(-0.0002, 0.0002), 6)}
         if c == "elevator_camera":
             return {"doors_held": s["doors_held"], "online": True}
         if c in ("facade_camera", "garbage_camera"):
@@ -425,6 +436,8 @@ class Simulator:
                     "power_w": round(1.2 * level + (0.5 if level == 0 else 0), 1)}
         if c == "service_terminal":
             return {"online": True, "in_use": s["in_use"]}
+        if dev.type is not None and dev.type.scenario is not None:  # its state as it stands
+            return {f.name: s[f.name] for f in dev.type.telemetry if f.name in s}
         return {}
 
     def _fill(self, dev: SimDevice, t: float) -> float:
