@@ -79,3 +79,17 @@ def test_replies_and_sweep(session: Session, light: Device) -> None:
     assert late is not None and late.status == "timed_out"
     # a reply after the timeout changes nothing
     assert cmds.apply_replies(conn, [(light.id, now_ms, second.id, True, None, None)]) == 0
+
+
+def test_several_replies_in_one_batch_are_all_recorded(session: Session, light: Device) -> None:
+    # a rule's linkage sends two commands to one device (hold the doors, play the warning); its
+    # two replies then arrive in the same batch
+    first = cmds.send_command(session=session, device=light, name="set_level", args={"level_pct": 2})
+    second = cmds.send_command(session=session, device=light, name="set_level", args={"level_pct": 3})
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    replies = [(light.id, now_ms, first.id, True, {"level_pct": 2}, None),
+               (light.id, now_ms, second.id, False, None, "jammed")]
+    assert cmds.apply_replies(session.connection(), replies) == 2
+    session.expire_all()
+    assert cmds.get_command(session=session, command_id=first.id).status == "acked"  # type: ignore[union-attr]
+    assert cmds.get_command(session=session, command_id=second.id).status == "failed"  # type: ignore[union-attr]

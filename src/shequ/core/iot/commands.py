@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from shequ.core.errors import FieldError
@@ -160,8 +160,9 @@ def apply_replies(conn: Connection, replies: Sequence[Reply]) -> int:
                      "at": dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC), "res": body})
     if rows:
         conn.execute(
+            # no IN (...) here: an expanding parameter cannot go into an executemany (many replies)
             update(_table).where(_table.c.id == bindparam("cid"), _table.c.device_id == bindparam("did"),
-                                 _table.c.status.in_(OPEN))
+                                 or_(*(_table.c.status == status for status in OPEN)))
             .values(status=bindparam("st"), replied_at=bindparam("at"), result=bindparam("res")),
             rows)
     return len(rows)

@@ -37,7 +37,9 @@ RULES: tuple[dict[str, Any], ...] = (
         "description": f"同一部电梯一天内识别到电动车 {REPEAT_COUNT} 次：告警并派单 (the same elevator "
                        f"{REPEAT_COUNT} times within a day: alarm and a case)",
         "target": {"device_types": ["elevator_camera"]},
-        "spec": {"match": {"event": "ebike_detected"}, "count": REPEAT_COUNT, "window_s": REPEAT_WINDOW_S},
+        "spec": {"match": {"event": "ebike_detected",
+                           "where": {"field": "confidence", "op": ">=", "value": THRESHOLD}},
+                 "count": REPEAT_COUNT, "window_s": REPEAT_WINDOW_S},
         "actions": [{"do": "alarm"}, {"do": "case", "class_code": CASE_CLASS, "priority": "normal"}],
     },
 )
