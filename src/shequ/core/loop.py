@@ -51,7 +51,8 @@ def scenario_sweeps() -> list[Periodic]:
             for sweep in spec.sweeps]
 
 
-def _tenant_ids(engine: Engine) -> list[int]:
+def tenant_ids(engine: Engine) -> list[int]:
+    """Every tenant's id (sweeps work tenant by tenant)."""
     from shequ.core.places.models import Tenant
 
     with engine.connect() as conn:
@@ -70,7 +71,7 @@ def _each_tenant(engine: Engine, fn: Callable[[Session], int]) -> int:
     from shequ.db import session_scope
 
     n = 0
-    for tenant_id in _tenant_ids(engine):
+    for tenant_id in tenant_ids(engine):
         with session_scope(tenant_id=tenant_id, actor="system", engine=engine) as session:
             n += fn(session)
     return n

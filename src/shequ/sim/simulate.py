@@ -219,6 +219,13 @@ class Simulator:
         self._order += 1
         heapq.heappush(self._heap, _Action(at, self._order, dev.idx, what, data))
 
+    def later(self, at: float, dev: SimDevice, fn: Callable[[SimDevice, float], None]) -> None:
+        """Run ``fn(dev, t)`` at simulated time ``at`` (scenario anomalies schedule their steps here)."""
+        self._push(at, dev, "call", fn=fn)
+
+    def _do_call(self, dev: SimDevice, t: float, data: dict[str, Any]) -> None:
+        data["fn"](dev, t)
+
     def _rng(self, dev: SimDevice, *parts: Any) -> random.Random:
         return random.Random(f"sim/{self.seed}/{dev.code}/" + "/".join(str(p) for p in parts))
 

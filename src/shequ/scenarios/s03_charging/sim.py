@@ -75,13 +75,11 @@ def inject_flying_wire(sim: Any, t: float, device_code: str | None, params: dict
     night_now = local_h >= 22 or local_h < 6
     if night_now:
         start = t
-        if not hasattr(sim, "_do_s03_wire_reading"):
-            sim._do_s03_wire_reading = lambda d, when, data: _emit_reading(sim, d, when, data)
         dev.silent_until = max(dev.silent_until, t + duration)
         k = 0
         while k * REPORT_S <= duration:
-            sim._push(t + k * REPORT_S, dev, "s03_wire_reading",
-                      current=round(draw + rng.gauss(0, 0.03), 2), dv=rng.gauss(0, 1.5))
+            data = {"current": round(draw + rng.gauss(0, 0.03), 2), "dv": rng.gauss(0, 1.5)}
+            sim.later(t + k * REPORT_S, dev, lambda d, when, data=data: _emit_reading(sim, d, when, data))
             k += 1
     else:
         start = _night_start(t)

@@ -567,11 +567,11 @@ def _plan_of_alarm(session: Session, alarm: Alarm) -> CarePlan | None:
 
 def sweep(engine: Engine, now: dt.datetime | None = None) -> int:
     """Every 15 s: end expired pauses, judge the homes, take the escalation steps that are due."""
-    from shequ.core.loop import _tenant_ids
+    from shequ.core.loop import tenant_ids
 
     now = _now(now)
     n = 0
-    for tenant_id in _tenant_ids(engine):
+    for tenant_id in tenant_ids(engine):
         with session_scope(tenant_id=tenant_id, actor=ACTOR, engine=engine) as session:
             if session.scalar(select(CarePlan.id).limit(1)) is None:
                 continue
