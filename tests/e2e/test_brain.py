@@ -76,6 +76,13 @@ def test_the_big_screen_shows_a_new_alarm_live(chromium: Any, site: Site, leader
         page.wait_for_selector("#chart-trends canvas", state="attached")
         for i in range(charts.count()):
             assert charts.nth(i).locator("canvas").count() >= 1, charts.nth(i).get_attribute("id")
+        # a tile for each switched-on scenario package that has one (all, in this tenant)
+        from shequ.core.plugins import load_scenarios
+
+        tiles = page.locator("#scenario-tiles .tile")
+        assert sorted(tiles.nth(i).get_attribute("data-scenario") or "" for i in range(tiles.count())) == sorted(
+            s.id for s in load_scenarios().scenarios.values() if s.tile)
+        assert tiles.count() >= 6 and all(tiles.nth(i).locator(".tile-fig").count() >= 1 for i in range(tiles.count()))
         population = page.get_attribute('[data-counter="population"]', "data-value")
         assert population is not None and int(population) > 1000
 

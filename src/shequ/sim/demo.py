@@ -186,7 +186,7 @@ class Incidents:
         self.count = 0
         self.kinds = demo_incidents()
         # every scenario shows within a few minutes of start, however many are installed
-        self.every_s = min(INCIDENT_EVERY_S, max(20.0, 300.0 / len(self.kinds)))
+        self.every_s = min(INCIDENT_EVERY_S, max(15.0, 180.0 / len(self.kinds)))
 
     def tick(self, _sim_t: float, _sent: int) -> None:
         due = FIRST_INCIDENT_S + self.count * self.every_s

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -37,6 +37,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # keeps its own under a folder of its name (``brain/index.html``) so that names never clash
 _loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(TEMPLATES))]
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.ChoiceLoader(_loaders), autoescape=True))
+
+T = TypeVar("T")
 
 
 def add_template_dir(path: str | Path) -> None:
@@ -190,6 +192,17 @@ def ensure_can(user: User, *permissions: str) -> User:
         if not iam.can(user, permission):
             raise HTTPException(status_code=403, detail=f"无权限 (permission {permission} required)")
     return user
+
+
+def found(record: T | None, what: str, ident: object, *, user: User | None = None,
+             permission: str = "") -> T:
+    """The record a route names: 404 when it is missing or out of the user's scope (the same
+    answer, so scope leaks nothing), and only then 403 when ``user`` lacks ``permission``."""
+    if record is None:
+        raise HTTPException(status_code=404, detail=f"{what} {ident} 不存在 (not found)")
+    if user is not None and permission:
+        ensure_can(user, permission)
+    return record
 
 
 def require(permission: str, *, api: bool) -> Callable[..., User]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
@@ -36,7 +36,7 @@ from shequ.scenarios.s02_elevator.schemas import (
     VerdictIn,
 )
 from shequ.web import i18n
-from shequ.web.deps import ApiUser, PageUser, SessionDep, ensure_can, lang_of, render
+from shequ.web.deps import ApiUser, PageUser, SessionDep, ensure_can, found, lang_of, render
 from shequ.web.records import MAX_ID
 from shequ.web.security import csrf_protect
 
@@ -118,17 +118,11 @@ i18n.extend({
 # --- shared -----------------------------------------------------------------------------------
 
 def _detection(session: Session, detection_id: int) -> Detection:
-    found = service.get_detection(session=session, detection_id=detection_id)
-    if found is None:
-        raise HTTPException(status_code=404, detail=f"识别记录 {detection_id} 不存在 (detection not found)")
-    return found
+    return found(service.get_detection(session=session, detection_id=detection_id), "识别记录", detection_id)
 
 
 def _camera(session: Session, device_id: int) -> Device:
-    found = service.get_camera(session=session, device_id=device_id)
-    if found is None:
-        raise HTTPException(status_code=404, detail=f"电梯摄像机 {device_id} 不存在 (elevator camera not found)")
-    return found
+    return found(service.get_camera(session=session, device_id=device_id), "电梯摄像机", device_id)
 
 
 def _api_detection(detection_id: DetectionId, session: SessionDep, user: ApiUser) -> Detection:

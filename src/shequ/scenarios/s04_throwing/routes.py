@@ -16,7 +16,7 @@ from shequ.scenarios.s04_throwing import service
 from shequ.scenarios.s04_throwing.models import Incident
 from shequ.scenarios.s04_throwing.schemas import IncidentList, IncidentOut
 from shequ.web import i18n
-from shequ.web.deps import PageUser, SessionDep, ensure_can, lang_of, render, require
+from shequ.web.deps import PageUser, SessionDep, found, lang_of, render, require
 from shequ.web.records import MAX_ID
 from shequ.web.security import csrf_protect
 
@@ -157,9 +157,7 @@ def building_page(request: Request, session: SessionDep, user: PageUser, buildin
                   days: Annotated[int, Query(ge=1, le=3660)] = 90) -> Response:
     now = dt.datetime.now(dt.UTC)
     heat = service.heat_map(session=session, building_id=building_id, start=now - dt.timedelta(days=days), end=now)
-    if heat is None:  # the record first (404 out of scope, as if missing), then the permission
-        raise HTTPException(status_code=404, detail="no such building")
-    ensure_can(user, "alarm.read")
+    heat = found(heat, "楼栋", building_id, user=user, permission="alarm.read")
     rows, _total = service.list_incidents(session=session, filters=service.IncidentFilter(
         building_id=building_id, limit=50))
     names = service.labels(session=session, incidents=rows)
@@ -192,10 +190,8 @@ def _svg(incident: Incident) -> dict[str, Any]:
 
 @pages.get("/throwing/incidents/{incident_id:int}")
 def incident_page(request: Request, session: SessionDep, user: PageUser, incident_id: IncidentId) -> Response:
-    incident = service.get_incident(session=session, incident_id=incident_id)
-    if incident is None:
-        raise HTTPException(status_code=404, detail="no such incident")
-    ensure_can(user, "alarm.read")
+    incident = found(service.get_incident(session=session, incident_id=incident_id), "高空抛物事件", incident_id,
+                     user=user, permission="alarm.read")
     names = service.labels(session=session, incidents=[incident])
     return render(request, "s04_throwing/incident.html", i=_out(incident, names), fit=incident.fit or {},
                   svg=_svg(incident), lang_=lang_of(request))

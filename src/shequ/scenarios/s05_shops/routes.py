@@ -36,7 +36,7 @@ from shequ.scenarios.s05_shops.schemas import (
 )
 from shequ.scenarios.s05_shops.service import LedgerFilters, Risk, ShopError
 from shequ.web import i18n, nav
-from shequ.web.deps import ApiUser, PageUser, SessionDep, ensure_can, lang_of, render
+from shequ.web.deps import ApiUser, PageUser, SessionDep, ensure_can, found, lang_of, render
 from shequ.web.records import MAX_ID
 from shequ.web.security import csrf_protect
 
@@ -163,10 +163,7 @@ def _forbid(allowed: bool, what: str) -> None:
 
 
 def _inspection_or_404(session: Session, inspection_id: int) -> Inspection:
-    found = service.get_inspection(session=session, inspection_id=inspection_id)
-    if found is None:
-        raise HTTPException(status_code=404, detail=f"检查任务 {inspection_id} 不存在 (not found)")
-    return found
+    return found(service.get_inspection(session=session, inspection_id=inspection_id), "检查任务", inspection_id)
 
 
 # --- filters -----------------------------------------------------------------------------------

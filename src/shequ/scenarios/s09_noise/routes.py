@@ -20,7 +20,15 @@ from shequ.core.places.models import Place
 from shequ.scenarios.s09_noise import rules, service
 from shequ.scenarios.s09_noise.schemas import ReportOut, SettingsIn, ZoneIn, ZoneOut
 from shequ.web import i18n
-from shequ.web.deps import SessionDep, api_user, ensure_can, lang_of, page_user, render, require
+from shequ.web.deps import (
+    SessionDep,
+    api_user,
+    found,
+    lang_of,
+    page_user,
+    render,
+    require,
+)
 from shequ.web.records import MAX_ID
 from shequ.web.security import csrf_protect
 
@@ -119,20 +127,14 @@ def _parse_time(value: str | None, name: str, *, local: bool) -> dt.datetime | N
 
 def _zone_place(session: Session, place_id: int, user: User) -> Place:
     """404 for a place out of the user's scope (like a missing one), then 403 without rule.manage."""
-    place = service.zone_place(session=session, place_id=place_id)
-    if place is None:
-        raise HTTPException(status_code=404, detail=f"没有地点 {place_id} (no place {place_id})")
-    ensure_can(user, iam.RULE_MANAGE)
-    return place
+    return found(service.zone_place(session=session, place_id=place_id), "地点", place_id,
+                 user=user, permission=iam.RULE_MANAGE)
 
 
 def _monitor(session: Session, ref: str, user: User) -> Device:
     """404 for a monitor out of the user's scope (like a missing one), then 403 without device.read."""
-    device = service.find_monitor(session=session, ref=ref)
-    if device is None:
-        raise HTTPException(status_code=404, detail=f"没有噪声监测仪 {ref} (no noise monitor {ref!r})")
-    ensure_can(user, iam.DEVICE_READ)
-    return device
+    return found(service.find_monitor(session=session, ref=ref), "噪声监测仪", ref,
+                 user=user, permission=iam.DEVICE_READ)
 
 
 def _api_monitor(session: SessionDep, user: ApiUser, device: DeviceRef) -> Device:

@@ -20,7 +20,15 @@ from shequ.scenarios.s11_care.judge import local_day
 from shequ.scenarios.s11_care.rules import ALARM_TITLES, CHECKIN_WAYS, GROUPS, PAUSE_REASONS
 from shequ.scenarios.s11_care.schemas import CheckinOut, ContactOut, PlanOut
 from shequ.web import i18n
-from shequ.web.deps import PageUser, SessionDep, client_ip, ensure_can, lang_of, render, require
+from shequ.web.deps import (
+    PageUser,
+    SessionDep,
+    client_ip,
+    found,
+    lang_of,
+    render,
+    require,
+)
 from shequ.web.records import MAX_ID
 from shequ.web.security import csrf_protect
 
@@ -110,18 +118,12 @@ def _committees(session: Any) -> list[Place]:
 
 
 def _plan_or_404(session: Any, plan_id: int) -> Any:
-    plan = service.get_plan(session=session, plan_id=plan_id)
-    if plan is None:
-        raise HTTPException(status_code=404, detail=f"关怀计划 {plan_id} 不存在 (not found)")
-    return plan
+    return found(service.get_plan(session=session, plan_id=plan_id), "关怀计划", plan_id)
 
 
 def _alarm_or_404(session: Any, alarm_id: int, user: User) -> Any:
-    alarm = alarms.get_alarm(session=session, alarm_id=alarm_id)
-    if alarm is None:
-        raise HTTPException(status_code=404, detail=f"告警 {alarm_id} 不存在 (not found)")
-    ensure_can(user, iam.ALARM_HANDLE)
-    return alarm
+    return found(alarms.get_alarm(session=session, alarm_id=alarm_id), "告警", alarm_id,
+                 user=user, permission=iam.ALARM_HANDLE)
 
 
 def _back(raw: str, fallback: str = "/care") -> str:
