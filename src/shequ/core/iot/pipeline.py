@@ -19,17 +19,19 @@ the device token travels in ``tk``; over HTTP in the Authorization header.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy.orm import Session
 
 from shequ.config import get_settings
 from shequ.core.iot import metrics
@@ -138,6 +140,30 @@ class Changes:
     devices: dict[int, DeviceInfo] = field(default_factory=dict)
     # what must happen once the batch committed (commands to devices that the rules queued)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+    def session(self, tenant_id: int, actor: str) -> contextlib.AbstractContextManager[Session]:
+        """An ORM session inside this batch's transaction, for one tenant (see ``batch_session``)."""
+        return batch_session(self.conn, tenant_id=tenant_id, actor=actor, after=self.after_commit)
+
+
+@contextlib.contextmanager
+def batch_session(conn: Connection, *, tenant_id: int, actor: str,
+                  after: list[Callable[[], None]]) -> Iterator[Session]:
+    """An ORM session on a batch's own connection, bound to one tenant with no scope (the
+    pipeline's handlers see every device of the tenant); flushed on leaving, never committed —
+    the batch commits. What must wait for the commit goes to ``after`` (``session.info``)."""
+    from shequ.db import bind_context
+
+    session = Session(bind=conn, join_transaction_mode="conditional_savepoint", expire_on_commit=False)
+    bind_context(session, tenant_id=tenant_id, actor=actor, scope=None)
+    session.info["after_commit"] = after
+    session.info["engine"] = conn.engine
+    try:
+        yield session
+        session.flush()
+    finally:
+        session.close()
 
 
 ChangeHandler = Callable[[Changes], None]

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, text
-from sqlalchemy.orm import Session
 
 from shequ.core.rules.kinds import (
     FIRE,
@@ -454,14 +453,10 @@ def run_actions(conn: Connection, tenant_id: int, transitions: list[Transition],
                 after: list[Callable[[], None]]) -> None:
     """Run the actions of every transition in an ORM session on the batch's own connection;
     what must wait for the commit (commands on the wire) is appended to ``after``."""
+    from shequ.core.iot.pipeline import batch_session
     from shequ.core.rules import actions
-    from shequ.db import bind_context
 
-    session = Session(bind=conn, join_transaction_mode="conditional_savepoint", expire_on_commit=False)
-    bind_context(session, tenant_id=tenant_id, actor="rules", scope=None)
-    session.info["after_commit"] = after
-    session.info["engine"] = conn.engine
-    try:
+    with batch_session(conn, tenant_id=tenant_id, actor="rules", after=after) as session:
         touched: list[tuple[int, str, St]] = []
         for tr in transitions:
             actions.run(session, tr, now_ms)
@@ -471,8 +466,6 @@ def run_actions(conn: Connection, tenant_id: int, transitions: list[Transition],
         for rid, subject, st in touched:
             conn.execute(cast(Table, RuleState.__table__).update().where(RuleState.rule_id == rid, RuleState.subject == subject)
                          .values(alarm_id=st.alarm_id))
-    finally:
-        session.close()
 
 
 _engine: RuleEngine | None = None

@@ -22,7 +22,7 @@ from shequ.core.places.models import Place, Tenant
 from shequ.core.plugins import Tile
 from shequ.core.registry.models import Facility
 from shequ.core.rules.models import Rule, RuleState
-from shequ.db import bind_context, session_scope, utcnow
+from shequ.db import session_scope, utcnow
 from shequ.scenarios.s02_elevator.models import Detection
 from shequ.scenarios.s02_elevator.rules import EBIKE_RULE, FALSE_REASONS, THRESHOLD, VERDICTS
 
@@ -62,13 +62,8 @@ def on_batch(changes: Changes) -> None:
     if not mine:
         return
     for tenant_id, items in mine.items():
-        session = Session(bind=changes.conn, join_transaction_mode="conditional_savepoint", expire_on_commit=False)
-        bind_context(session, tenant_id=tenant_id, actor="s02", scope=None)
-        try:
+        with changes.session(tenant_id, "s02") as session:
             record_events(session=session, events=sorted(items, key=lambda e: e[1]))
-            session.flush()
-        finally:
-            session.close()
 
 
 def threshold_of(*, session: Session) -> float | None:

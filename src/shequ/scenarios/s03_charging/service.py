@@ -20,7 +20,6 @@ from shequ.core.iot.models import Device, DeviceCommand, DeviceState
 from shequ.core.plugins import Tile
 from shequ.core.registry.models import Facility
 from shequ.core.rules.kinds import Window
-from shequ.db import bind_context
 from shequ.scenarios.s03_charging import rules
 from shequ.scenarios.s03_charging.models import ChargingSession
 
@@ -71,9 +70,7 @@ def on_batch(changes: Changes) -> None:
     for tenant_id in sorted(tenants):
         if not _is_enabled(changes.conn, tenant_id):
             continue
-        session = Session(bind=changes.conn, join_transaction_mode="conditional_savepoint", expire_on_commit=False)
-        bind_context(session, tenant_id=tenant_id, actor=ACTOR, scope=None)
-        try:
+        with changes.session(tenant_id, ACTOR) as session:
             mine = [s for s in sessions if devices[s[0]].tenant_id == tenant_id]
             if mine:
                 _record_sessions(session, mine, devices)
@@ -83,9 +80,6 @@ def on_batch(changes: Changes) -> None:
             for device_id, (ts, current) in breakers.items():
                 if devices[device_id].tenant_id == tenant_id:
                     _judge_flying_wire(session, changes, devices[device_id], ts, current)
-            session.flush()
-        finally:
-            session.close()
 
 
 def _is_enabled(conn: Connection, tenant_id: int) -> bool:

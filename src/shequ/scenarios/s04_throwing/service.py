@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from shequ.core.errors import FieldError
 from shequ.core.plugins import Tile
-from shequ.db import bind_context, session_scope
+from shequ.db import session_scope
 from shequ.scenarios.s04_throwing.locate import Calibration, LocateError, locate, parse_points
 from shequ.scenarios.s04_throwing.models import VERDICTS, Incident
 
@@ -39,14 +39,9 @@ def on_batch(changes: Any) -> None:
     for dev_id, ts, data in falls:
         by_tenant[changes.devices[dev_id].tenant_id].append((dev_id, ts, data))
     for tenant_id, items in by_tenant.items():
-        session = Session(bind=changes.conn, join_transaction_mode="conditional_savepoint", expire_on_commit=False)
-        bind_context(session, tenant_id=tenant_id, actor=ACTOR, scope=None)
-        try:
+        with changes.session(tenant_id, ACTOR) as session:
             for dev_id, ts, data in items:
                 record_fall(session=session, device_id=dev_id, ts_ms=ts, data=data or {})
-            session.flush()
-        finally:
-            session.close()
 
 
 def record_fall(*, session: Session, device_id: int, ts_ms: int, data: dict[str, Any]) -> Incident:

@@ -22,7 +22,6 @@ from shequ.core.iam import service as iam
 from shequ.core.iam.models import Role, User
 from shequ.core.places.models import Place, Tenant
 from shequ.core.plugins import Tile
-from shequ.db import bind_context
 from shequ.scenarios.s05_shops import rules as data
 from shequ.scenarios.s05_shops.models import (
     DONE,
@@ -180,17 +179,11 @@ def on_batch(changes: Changes) -> None:
         smoke = [(d, ts) for d, ts in smoke if place_of[d] in shops]
         if not (motion or smoke):
             continue
-        session = Session(bind=changes.conn, join_transaction_mode="conditional_savepoint",
-                          expire_on_commit=False)
-        bind_context(session, tenant_id=tenant_id, actor=ACTOR, scope=None)
-        try:
+        with changes.session(tenant_id, ACTOR) as session:
             for device_id, ts in sorted(motion, key=lambda x: x[1]):
                 _motion(session, cfg, int(place_of[device_id] or 0), device_id, ts)
             for device_id, ts in sorted(smoke, key=lambda x: x[1]):
                 _smoke(session, cfg, int(place_of[device_id] or 0), ts)
-            session.flush()
-        finally:
-            session.close()
 
 
 def _registered(session: Session, place_id: int) -> bool:

@@ -22,7 +22,6 @@ from shequ.core.iot.models import Device
 from shequ.core.iot.pipeline import Changes
 from shequ.core.places.models import Place, Tenant
 from shequ.core.plugins import Tile, enabled_ids
-from shequ.db import bind_context
 from shequ.scenarios.s09_noise import rules
 from shequ.scenarios.s09_noise.models import NoiseMinute, NoiseZone
 
@@ -290,19 +289,12 @@ def on_batch(changes: Changes) -> None:
     if not mine:
         return
     for tenant_id, readings in mine.items():
-        session = Session(bind=changes.conn, join_transaction_mode="conditional_savepoint", expire_on_commit=False)
-        bind_context(session, tenant_id=tenant_id, actor=ACTOR, scope=None)
-        session.info["after_commit"] = changes.after_commit
-        session.info["engine"] = changes.conn.engine
-        try:
+        with changes.session(tenant_id, ACTOR) as session:
             raw = session.scalar(select(Tenant.settings).where(Tenant.id == tenant_id))
             if SCENARIO_ID not in enabled_ids(raw or {}):
                 continue
             judge(session=session, readings=readings, settings=settings_of(raw),
                   now=dt.datetime.fromtimestamp(changes.now_ms / 1000, dt.UTC))
-            session.flush()
-        finally:
-            session.close()
 
 
 def _minute_of(ts_ms: int) -> dt.datetime:

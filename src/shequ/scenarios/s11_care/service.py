@@ -21,7 +21,7 @@ from shequ.core.notify import gateways
 from shequ.core.notify import service as notify
 from shequ.core.plugins import Tile
 from shequ.core.registry.models import Person, Tag, Tagging
-from shequ.db import bind_context, session_scope
+from shequ.db import session_scope
 from shequ.scenarios.s11_care import judge as j
 from shequ.scenarios.s11_care.models import (
     CareContact,
@@ -234,13 +234,8 @@ def on_batch(changes: Any) -> None:
     for dev_id, info in home.items():
         by_tenant.setdefault(info.tenant_id, {})[dev_id] = info
     for tenant_id, devices in by_tenant.items():
-        session = Session(bind=changes.conn, join_transaction_mode="conditional_savepoint")
-        bind_context(session, tenant_id=tenant_id, actor=ACTOR, scope=None)
-        try:
+        with changes.session(tenant_id, ACTOR) as session:
             _take_batch(session, changes, devices)
-            session.flush()
-        finally:
-            session.close()
 
 
 def _take_batch(session: Session, changes: Any, devices: dict[int, Any]) -> None:
