@@ -53,11 +53,16 @@ def _settings(tmp_path_factory: pytest.TempPathFactory, db_kind: str) -> Iterato
     """Point the settings at a private var dir and a private database for this run."""
     from shequ.config import get_settings
     from shequ.core.iam import crypto
+    from shequ.core.iam import service as iam_service
 
     var = tmp_path_factory.mktemp("var")
     os.environ["SHEQU_ENV"] = "test"
     os.environ["SHEQU_VAR_DIR"] = str(var)
     os.environ.pop("SHEQU_KEY_FILE", None)
+    # argon2 at a test cost: every user the suite creates or logs in hashes a password, and the
+    # production cost (64 MiB, 3 passes: 0.16 s a hash here) would add minutes to the suite
+    os.environ["SHEQU_ARGON2_TIME_COST"] = "1"
+    os.environ["SHEQU_ARGON2_MEMORY_KIB"] = "1024"
     dropper = None
     if db_kind == "sqlite":
         url = f"sqlite:///{var / 'test.db'}"
@@ -86,6 +91,8 @@ def _settings(tmp_path_factory: pytest.TempPathFactory, db_kind: str) -> Iterato
     os.environ["SHEQU_DATABASE_URL"] = url
     get_settings.cache_clear()
     crypto.keyring.cache_clear()
+    iam_service._hasher.cache_clear()
+    iam_service._dummy_hash.cache_clear()
     from shequ.core.migrate import upgrade
 
     upgrade()

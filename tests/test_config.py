@@ -25,13 +25,30 @@ def test_a_short_secret_key_is_refused_in_production() -> None:
         Settings(env="production", secret_key="short-but-not-default")
 
 
-def test_a_real_secret_key_is_accepted_and_development_keeps_its_default() -> None:
+@pytest.fixture
+def default_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the test suite's own low password-hashing cost."""
+    monkeypatch.delenv("SHEQU_ARGON2_TIME_COST", raising=False)
+    monkeypatch.delenv("SHEQU_ARGON2_MEMORY_KIB", raising=False)
+
+
+def test_a_real_secret_key_is_accepted_and_development_keeps_its_default(default_cost: None) -> None:
     assert Settings(env="production", secret_key=REAL_SECRET).secret_key == REAL_SECRET
     assert Settings(env="development").secret_key == DEV_SECRET
 
 
+def test_a_weak_password_hashing_cost_is_refused_in_production(default_cost: None) -> None:
+    strong = Settings(env="production", secret_key=REAL_SECRET)
+    assert (strong.argon2_time_cost, strong.argon2_memory_kib) == (3, 65536)
+    with pytest.raises(ValidationError, match="SHEQU_ARGON2_MEMORY_KIB"):
+        Settings(env="production", secret_key=REAL_SECRET, argon2_memory_kib=1024)
+    with pytest.raises(ValidationError, match="SHEQU_ARGON2_TIME_COST"):
+        Settings(env="production", secret_key=REAL_SECRET, argon2_time_cost=1)
+    assert Settings(env="test", argon2_time_cost=1, argon2_memory_kib=1024).argon2_time_cost == 1
+
+
 @pytest.fixture
-def production(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+def production(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, default_cost: None) -> Iterator[Path]:
     """Settings of a production deployment whose key file is tmp_path/keys.json."""
     key_file = tmp_path / "keys.json"
     monkeypatch.setenv("SHEQU_ENV", "production")

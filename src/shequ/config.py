@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     page_size_max: int = 500
     # SMS and voice: "log" writes them to the log only; "package.module:Class" loads a real gateway
     sms_gateway: str = "log"
+    # password hashing (argon2id): RFC 9106's second recommended option; production refuses
+    # less than OWASP's floor (19 MiB, 2 passes). The test suite lowers it (tests/conftest.py).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:
@@ -54,6 +58,10 @@ class Settings(BaseSettings):
                 raise ValueError("SHEQU_SECRET_KEY must be set to a real secret in production")
             if len(self.secret_key) < MIN_SECRET:
                 raise ValueError(f"SHEQU_SECRET_KEY must be at least {MIN_SECRET} characters in production")
+            if self.argon2_memory_kib < 19456:
+                raise ValueError("SHEQU_ARGON2_MEMORY_KIB must be at least 19456 (19 MiB) in production")
+            if self.argon2_time_cost < 2:
+                raise ValueError("SHEQU_ARGON2_TIME_COST must be at least 2 in production")
         return self
 
     @property

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -118,9 +119,19 @@ ADDED_CODES: tuple[str, ...] = (DEVICE_READ, DEVICE_MANAGE, DEVICE_COMMAND, DEAD
                                 NOTIFY_MANAGE, NOTICE_PUBLISH)
 SEEN_MARKER = "_defaults"
 
-_hasher = PasswordHasher()
-# verified against when the user does not exist, so that both paths take the same time
-_DUMMY_HASH = _hasher.hash("not-a-password-0")
+
+
+@lru_cache
+def _hasher() -> PasswordHasher:
+    """argon2id with the cost in the settings (RFC 9106's second choice by default)."""
+    settings = get_settings()
+    return PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so that both paths take the same time."""
+    return _hasher().hash("not-a-password-0")
 
 
 def _sha256(token: str) -> str:
@@ -262,7 +273,7 @@ def check_password_policy(password: str) -> None:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def create_user(*, session: Session, username: str, password: str, role: str,
@@ -374,13 +385,13 @@ def authenticate(*, session: Session, username: str, password: str, ip: str = ""
     if _recent_failures_from(session, ip, now) >= MAX_FAILURES_PER_IP:
         reason = "ip_throttled"
     elif user is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         reason = "unknown_user"
     elif not user.active:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         reason = "inactive"
     elif user.locked_until is not None and user.locked_until > now:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         reason = "locked"
     elif not _verify(user.password_hash, password):
         user.failed_logins = (user.failed_logins or 0) + 1
@@ -397,7 +408,7 @@ def authenticate(*, session: Session, username: str, password: str, ip: str = ""
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
-    if _hasher.check_needs_rehash(user.password_hash):
+    if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     audit(session=session, actor=user.username, action="login", target=f"user:{user.id}", ip=ip)
     return user
@@ -405,7 +416,7 @@ def authenticate(*, session: Session, username: str, password: str, ip: str = ""
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password or "")
+        return _hasher().verify(password_hash, password or "")
     except (VerificationError, InvalidHashError):
         return False
 
