@@ -14,17 +14,17 @@ demo: venv assets
 	$(SHEQU) demo
 
 test: system venv assets lint
-	$(PY) -m pytest --db sqlite
-	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql
+	$(PY) -m pytest --db sqlite -n auto --dist loadfile
+	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql -n auto --dist loadfile
 
 test-fast: venv assets
-	$(PY) -m pytest --db sqlite -m "not e2e and not slow" -q
+	$(PY) -m pytest --db sqlite -n auto -m "not e2e and not slow" -q
 
 test-sqlite: venv assets
-	$(PY) -m pytest --db sqlite
+	$(PY) -m pytest --db sqlite -n auto --dist loadfile
 
 test-pg: venv assets
-	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql
+	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql -n auto --dist loadfile
 
 system: .stamp-system
 .stamp-system: scripts/system-deps.sh
