@@ -218,6 +218,23 @@ def test_the_brain_tile_counts_what_needs_attention(session, town):
     assert dict(service.tile(session=session, lang="en").figures)["Shops"] == "2"
 
 
+def test_the_brain_tile_counts_its_own_subdistricts_inspections_only(session, town):
+    from shequ.core.places.service import create_tenant
+    from shequ.db import bind_context
+
+    mine = session.info["tenant_id"]
+    other = create_tenant(session=session, code="T05OTHER", name="另一街道", district="闵行区", city="上海市",
+                          centre=(121.42, 31.02))
+    bind_context(session, tenant_id=other.id, actor="test")
+    tree = place_tree(session, tag="O", committee_name="丙居委会")
+    shop = create_place(session=session, kind="shop", code="SPO", name="丙街小店", parent=tree.committee)
+    for _ in range(3):
+        service.create_inspection(session=session, place_id=shop.id, planned_date=service.today(), actor="t")
+    bind_context(session, tenant_id=mine, actor="test")
+    service.create_inspection(session=session, place_id=town.shop_a, planned_date=service.today(), actor="t")
+    assert dict(service.tile(session=session, lang="zh-CN").figures)["待检查"] == "1"
+
+
 def test_seed_demo_registers_shops_once(session, town):
     service.seed_demo(session=session)
     first = {s.place_id: (s.registered_residence, s.risk_level) for s in session.scalars(select(Shop))}

@@ -648,7 +648,7 @@ def tile(*, session: Session, lang: str) -> Tile:
         func.count().filter(Inspection.status != DONE),
         func.count().filter(Inspection.status != DONE, Inspection.planned_date < on),
         func.count().filter(Inspection.status == DONE, Inspection.result.in_(("rectify", "fail")),
-                            Inspection.rectified_at.is_(None)))).one()
+                            Inspection.rectified_at.is_(None))).select_from(Inspection)).one()
     figures = (("商铺" if zh else "Shops", str(shops)),
                ("三合一告警" if zh else "Live-in alarms", str(live)),
                ("待检查" if zh else "Inspections open", str(open_n or 0)),
