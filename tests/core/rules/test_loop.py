@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from shequ.core import loop
 from shequ.core.alarms import service as alarm_service
@@ -210,6 +210,47 @@ def test_linkage_one_reading_drives_a_command_an_alarm_and_a_case(engine, world)
     assert cmd.name == "close_valve" and cmd.source.startswith("rule:") and cmd.status in ("sent", "acked")
     assert alarm.type == "gas" and alarm.case_id is not None
     assert linkage.data["commands"][0]["command_id"] == cmd.id
+
+
+def test_a_hand_cleared_alarm_lets_the_next_occurrence_alarm_and_link_again(engine, world):
+    with session_scope(tenant_id=world.tenant_id, actor="test") as s:
+        s.add(Device(code="GD-2", name="厨房燃气", type_code="gas_detector", place_id=world.tree.room.id))
+    pipe = Pipeline(engine)
+    t0 = now_ms() - 60_000
+    send(pipe, world, "GD-2", ts=t0, v={"alarm": True, "gas_lel": 30.0})
+    [first] = alarms_of(world)
+    # the dispatcher has the valve checked and clears the alarm while the detector still says gas
+    with session_scope(tenant_id=world.tenant_id, actor="d1") as s:
+        alarm_service.clear(session=s, alarm=s.get(Alarm, first.id), actor="d1", note="已到场处置")
+    send(pipe, world, "GD-2", ts=t0 + 10_000, v={"alarm": True, "gas_lel": 32.0})
+    alarms = alarms_of(world)
+    assert [(a.type, a.status) for a in alarms] == [("gas", "CLEARED_UNACK"), ("gas", "ACTIVE_UNACK")]
+    with session_scope(tenant_id=world.tenant_id) as s:
+        names = [c.name for c in s.scalars(select(DeviceCommand).order_by(DeviceCommand.id))]
+    assert names == ["close_valve", "close_valve"]  # the linkage ran again for the new alarm
+    # the gas still reported: the new alarm stays the one alarm, with no third valve command
+    send(pipe, world, "GD-2", ts=t0 + 20_000, v={"alarm": True, "gas_lel": 33.0})
+    assert [a.status for a in alarms_of(world)] == ["CLEARED_UNACK", "ACTIVE_UNACK"]
+    with session_scope(tenant_id=world.tenant_id) as s:
+        assert s.scalar(select(func.count()).select_from(DeviceCommand)) == 2
+
+
+def test_a_hand_cleared_absence_alarm_counts_its_period_again_from_the_clearing(engine, world):
+    _rule(world, {"code": "no_door2", "name": "24小时无开门", "kind": "absence", "severity": "MAJOR",
+                  "target": {"devices": [world.devices["DM-301"].id]},
+                  "spec": {"match": {"event": "door_opened"}, "period_s": 86400}})
+    t0 = now_ms() - 2 * 86_400_000
+    default_engine().sweep(engine, t0, [world.tenant_id])
+    default_engine().sweep(engine, t0 + 86_401_000, [world.tenant_id])
+    [alarm] = alarms_of(world)
+    cleared_at = t0 + 90_000_000  # a visit: the resident is well, the door magnet's battery is flat
+    with session_scope(tenant_id=world.tenant_id, actor="c1") as s:
+        alarm_service.clear(session=s, alarm=s.get(Alarm, alarm.id), actor="c1", note="上门探视，老人安好",
+                            now=dt.datetime.fromtimestamp(cleared_at / 1000, dt.UTC))
+    default_engine().sweep(engine, cleared_at + 60_000, [world.tenant_id])
+    assert len(alarms_of(world)) == 1  # not again at the next sweep
+    default_engine().sweep(engine, cleared_at + 86_401_000, [world.tenant_id])
+    assert [a.status for a in alarms_of(world)] == ["CLEARED_UNACK", "ACTIVE_UNACK"]
 
 
 def test_rule_state_lives_in_the_database_so_another_worker_continues(engine, world):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shequ.core import events
@@ -140,7 +140,25 @@ def clear(*, session: Session, alarm: Alarm, actor: str, note: str = "", now: dt
     alarm.active_key = None
     alarm.cleared_at, alarm.cleared_by = now, actor
     _event(session, alarm, "cleared", actor=actor, now=now, note=note)
+    if alarm.rule_id is not None and not actor.startswith("rule:"):
+        _release_rules(session, alarm, now)
     return alarm
+
+
+def _release_rules(session: Session, alarm: Alarm, now: dt.datetime) -> None:
+    """A person (or a scenario) cleared a rule's alarm: the rules that raised it go back to quiet
+    for that subject, so that the next occurrence raises a new alarm and runs its linkage again
+    instead of counting as a repeat of a condition nobody sees any more.
+
+    Quiet starts at the clearing: a duration or an absence counts again from then (an absence
+    alarm cleared after a visit does not fire again at the next sweep), and a rate counts anew."""
+    from shequ.core.rules.models import RuleState  # rules build on alarms, not the reverse
+
+    ms = int(now.timestamp() * 1000)
+    session.execute(update(RuleState)
+                    .where(RuleState.tenant_id == alarm.tenant_id, RuleState.active.is_(True),
+                           RuleState.alarm_id == alarm.id)
+                    .values(active=False, holding=False, since_ms=0, last_ms=ms, marks=[], cleared_ms=ms))
 
 
 def assign(*, session: Session, alarm: Alarm, assignee_id: int, actor: str, note: str = "",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, and_, func, select, text, update
+from sqlalchemy import Engine, and_, func, select, text
 from sqlalchemy.orm import Session
 
 from shequ.core.alarms import service as alarms
@@ -21,7 +21,7 @@ from shequ.core.paging import Page
 from shequ.core.places.models import Place, Tenant
 from shequ.core.plugins import Tile
 from shequ.core.registry.models import Facility
-from shequ.core.rules.models import Rule, RuleState
+from shequ.core.rules.models import Rule
 from shequ.db import session_scope, utcnow
 from shequ.scenarios.s02_elevator.models import Detection
 from shequ.scenarios.s02_elevator.rules import EBIKE_RULE, FALSE_REASONS, THRESHOLD, VERDICTS
@@ -162,17 +162,6 @@ def get_camera(*, session: Session, device_id: int) -> Device | None:
     return session.scalar(select(Device).where(Device.id == device_id, Device.type_code == CAMERA))
 
 
-def _reset_rule(session: Session, device_id: int, now: dt.datetime) -> None:
-    """Put the e-bike rule of one camera back to quiet, so that the next detection holds the
-    doors again (a hand-cleared alarm leaves the rule's state active otherwise)."""
-    rule_id = session.scalar(select(Rule.id).where(Rule.code == EBIKE_RULE))
-    if rule_id is None:
-        return
-    session.execute(update(RuleState).where(RuleState.rule_id == rule_id, RuleState.subject == f"d:{device_id}",
-                                            RuleState.active.is_(True))
-                    .values(active=False, cleared_ms=int(now.timestamp() * 1000)))
-
-
 def _clear_alarm(session: Session, device_id: int, actor: str, note: str, now: dt.datetime,
                  alarm_id: int | None = None) -> Alarm | None:
     alarm = session.scalar(select(Alarm).where(Alarm.id == alarm_id)) if alarm_id else None
@@ -224,7 +213,6 @@ def set_verdict(*, session: Session, detection: Detection, verdict: str, actor: 
     zh, en = REASONS[reason or "other"]
     text_ = f"误报：{zh}（false detection: {en}）" + (f" {note}" if note else "")
     _clear_alarm(session, detection.device_id, actor, text_, now, detection.alarm_id)
-    _reset_rule(session, detection.device_id, now)
     stored = []
     if detection.doors_held_at is not None and detection.released_at is None and detection.left_at is None:
         device = session.get(Device, detection.device_id)
@@ -267,7 +255,6 @@ def remote_clear(*, session: Session, device: Device, actor: str, note: str = ""
         raise ElevatorError("note", f"最多 {MAX_NOTE} 字（at most {MAX_NOTE} characters）")
     cmd = commands.store_command(session=session, device=device, name=RELEASE, actor=actor, source="s02:clear")
     alarm = _clear_alarm(session, device.id, actor, f"远程解除（remote clearing）{(' ' + note) if note else ''}", now)
-    _reset_rule(session, device.id, now)
     rows = _open_held(session, device.id)
     for row in rows:
         row.released_at, row.released_by = now, actor[:100]
