@@ -6,6 +6,7 @@ the devices of a kind of facility and command the devices of the same facility."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session
 from shequ.core import loop, plugins
 from shequ.core.iot.credentials import issue_token
 from shequ.core.iot.models import Device
-from shequ.core.iot.pipeline import Changes, Pipeline, remove_change_handler
+from shequ.core.iot.pipeline import Changes, Inbound, Pipeline, now_ms, remove_change_handler
+from shequ.core.places.models import Tenant
 from shequ.core.plugins import Scenario, Sweep, Tile
 from shequ.core.registry.models import Facility
 from shequ.core.rules import service as rules
@@ -36,6 +38,7 @@ def on_batch(changes: Changes) -> None:
     for device_id, _ts, values in changes.readings:
         info = changes.devices[device_id]
         SEEN.extend((info.code, k) for k in values)
+        SEEN.append(("tenant", info.tenant_code))
 
 
 def sweep(engine: Engine, now: dt.datetime | None = None) -> int:
@@ -71,7 +74,7 @@ def scenario_s98() -> Iterator[Scenario]:
     registry.scenarios.pop("S98")
     registry.scenarios.pop("S97")
     for ref in spec.handlers:
-        remove_change_handler(plugins.resolve(ref))
+        remove_change_handler(loop.scenario_handler(spec.id, ref))
 
 
 def test_a_scenario_handler_sees_each_batch_and_its_sweep_runs_with_the_loop(engine: Engine,
@@ -84,6 +87,25 @@ def test_a_scenario_handler_sees_each_batch_and_its_sweep_runs_with_the_loop(eng
     result = loop.sweep_all(engine, now)
     assert [now] == SWEPT and 7 in result.values()
     assert any(task.fn is sweep and task.every_s == 1 for task in loop.periodic_sweeps())
+
+
+def test_a_scenario_handler_sees_only_the_tenants_that_switched_it_on(engine: Engine,
+                                                                     scenario_s98: Scenario) -> None:
+    on, off = build_world(engine), build_world(engine)
+    with session_scope(tenant_id=off.tenant_id, actor="test") as s:
+        tenant = s.get(Tenant, off.tenant_id)
+        tenant.settings = {**tenant.settings, "scenarios": []}  # 成熟一个、启动一个: none yet
+    loop.forget_switches()
+    loop.install()
+    batch = [Inbound(json.dumps({"id": f"sw{n}", "ts": now_ms(), "v": {"flow_lpm": 1.0}}).encode(), "telemetry",
+                     world.tenant_code, "WM-301") for n, world in enumerate((on, off))]
+    result = Pipeline(engine).process(batch)  # one batch, two tenants
+    assert [o.status for o in result.outcomes] == ["accepted", "accepted"]
+    assert ("tenant", on.tenant_code) in SEEN and ("tenant", off.tenant_code) not in SEEN
+    SEEN.clear()
+    send(Pipeline(engine), off, "WM-301", v={"flow_lpm": 2.0})  # a batch of the switched-off tenant only
+    assert SEEN == []
+    assert off.tenant_id not in loop.tenant_ids(engine, "S98") and on.tenant_id in loop.tenant_ids(engine, "S98")
 
 
 def test_a_scenario_tile_shows_on_the_brain_and_a_failing_one_is_left_out(session: Session,

@@ -14,9 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from shequ.core.iot.pipeline import Changes
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +38,61 @@ def install() -> None:
     listeners.install()
 
 
+# tenant id -> (read at, the scenarios it has switched on); a switch reaches every process within
+# SWITCH_CACHE_S without a query per batch
+SWITCH_CACHE_S = 10.0
+_switches: dict[int, tuple[float, frozenset[str]]] = {}
+_wrapped: dict[tuple[str, Any], Callable[[Changes], None]] = {}
+
+
+def switched_on(conn: Connection, tenant_id: int) -> frozenset[str]:
+    """The scenarios a tenant has switched on (成熟一个、启动一个), as ``plugins.enabled_ids``."""
+    from shequ.core.places.models import Tenant
+    from shequ.core.plugins import enabled_ids
+
+    got = _switches.get(tenant_id)
+    if got is not None and time.monotonic() - got[0] < SWITCH_CACHE_S:
+        return got[1]
+    on = enabled_ids(conn.execute(select(Tenant.settings).where(Tenant.id == tenant_id)).scalar() or {})
+    _switches[tenant_id] = (time.monotonic(), on)
+    return on
+
+
+def forget_switches() -> None:
+    """Read the tenants' switches again at the next batch (after a change in this process)."""
+    _switches.clear()
+
+
+def scenario_handler(scenario_id: str, ref: Any) -> Callable[[Changes], None]:
+    """A scenario's handler, given only the changes of the tenants that have it switched on."""
+    key = (scenario_id, ref)
+    if key not in _wrapped:
+        from shequ.core.plugins import resolve
+
+        fn = resolve(ref)
+
+        def handler(changes: Changes) -> None:
+            tenants = {d.tenant_id for d in changes.devices.values()}
+            on = {t for t in tenants if scenario_id in switched_on(changes.conn, t)}
+            if on == tenants:
+                fn(changes)
+            elif on:
+                fn(changes.only(on))
+
+        handler.__name__ = f"{scenario_id}:{getattr(fn, '__name__', ref)}"
+        _wrapped[key] = handler
+    return _wrapped[key]
+
+
 def install_scenarios() -> None:
-    """Each installed scenario's change handlers, after the rule engine (idempotent)."""
+    """Each installed scenario's change handlers, after the rule engine (idempotent); a handler
+    sees only the changes of the tenants that have its scenario switched on."""
     from shequ.core.iot.pipeline import add_change_handler
-    from shequ.core.plugins import load_scenarios, resolve
+    from shequ.core.plugins import load_scenarios
 
     for spec in load_scenarios().scenarios.values():
         for ref in spec.handlers:
-            add_change_handler(resolve(ref))
+            add_change_handler(scenario_handler(spec.id, ref))
 
 
 def scenario_sweeps() -> list[Periodic]:
@@ -51,12 +102,14 @@ def scenario_sweeps() -> list[Periodic]:
             for sweep in spec.sweeps]
 
 
-def tenant_ids(engine: Engine) -> list[int]:
-    """Every tenant's id (sweeps work tenant by tenant)."""
+def tenant_ids(engine: Engine, scenario: str | None = None) -> list[int]:
+    """Every tenant's id (sweeps work tenant by tenant); with ``scenario``, only the tenants that
+    have it switched on."""
     from shequ.core.places.models import Tenant
 
     with engine.connect() as conn:
-        return list(conn.execute(select(Tenant.id)).scalars())
+        ids = list(conn.execute(select(Tenant.id).order_by(Tenant.id)).scalars())
+        return [t for t in ids if scenario is None or scenario in switched_on(conn, t)]
 
 
 def sweep_rules(engine: Engine, now: dt.datetime | None = None) -> int:

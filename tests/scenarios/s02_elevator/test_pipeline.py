@@ -14,13 +14,11 @@ from shequ.core.alarms.models import AlarmEvent
 from shequ.core.iam import service as iam
 from shequ.core.iam.models import User
 from shequ.core.iot.models import Device
-from shequ.core.iot.pipeline import Pipeline, add_change_handler, now_ms
-from shequ.core.notify import listeners
+from shequ.core.iot.pipeline import Pipeline, now_ms
 from shequ.core.notify.models import Notification, OutboundMessage
 from shequ.core.registry.models import Facility
 from shequ.core.rules import service as rules
 from shequ.core.rules.engine import default_engine
-from shequ.core.rules.engine import install as install_rules
 from shequ.db import session_scope
 from shequ.scenarios.s02_elevator import service
 from shequ.scenarios.s02_elevator.models import Detection
@@ -34,9 +32,7 @@ PASSWORD = "jiangchuan2024"
 def world(engine: Engine) -> Iterator[IotWorld]:
     """A committed tenant with an elevator (facility) and its camera at unit 1, the default rules,
     and a property and a committee worker of that compound/committee with phones."""
-    install_rules()
-    add_change_handler(service.on_batch)  # what shequ.core.loop.install does for every scenario
-    listeners.install()
+    loop.install()  # the rule engine, the scenarios' handlers (S02's on_batch) and the listeners
     w = build_world(engine)
     with session_scope(tenant_id=w.tenant_id, actor="test") as s:
         lift = Facility(kind="elevator", code="DT00001", name="12号1单元1号电梯", place_id=w.tree.unit.id)

@@ -130,5 +130,6 @@ def test_a_tenant_that_switched_the_scenario_off_judges_nothing(noise, yesterday
     with session_scope(tenant_id=noise.world.tenant_id) as s:
         tenant = s.get(Tenant, noise.world.tenant_id)
         tenant.settings = {**(tenant.settings or {}), "scenarios": ["S02"]}
+    loop.forget_switches()  # a worker reads the switch again within loop.SWITCH_CACHE_S
     noise.send("NM-1", local(yesterday, 23), 90.0, ON_ROAD)
     assert minutes_of(noise, "NM-1") == [] and noise_alarms(noise, "noise_night_burst") == []

@@ -142,6 +142,18 @@ class Changes:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
+    def only(self, tenant_ids: set[int]) -> Changes:
+        """The part of this batch's changes that belongs to some tenants (same transaction, same
+        after-commit steps)."""
+        mine = {d: info for d, info in self.devices.items() if info.tenant_id in tenant_ids}
+        return Changes(conn=self.conn, now_ms=self.now_ms,
+                       readings=[r for r in self.readings if r[0] in mine],
+                       events=[e for e in self.events if e[0] in mine],
+                       state_changes=[c for c in self.state_changes if c[0] in mine],
+                       conditions=[c for c in self.conditions if c[0] in mine],
+                       replies=[r for r in self.replies if r[0] in mine],
+                       devices=mine, after_commit=self.after_commit)
+
     def session(self, tenant_id: int, actor: str) -> contextlib.AbstractContextManager[Session]:
         """An ORM session inside this batch's transaction, for one tenant (see ``batch_session``)."""
         return batch_session(self.conn, tenant_id=tenant_id, actor=actor, after=self.after_commit)

@@ -33,7 +33,6 @@ STATION = "charging_station"
 SITE_TYPES = ("charging_pile", "distribution_box", "smoke_detector", "sprinkler")
 NIGHT = Window(start=rules.FLYING_WIRE_NIGHT[0], end=rules.FLYING_WIRE_NIGHT[1])
 CACHE_S = 60.0
-_enabled: dict[int, tuple[float, bool]] = {}  # tenant id → (checked at, S03 switched on)
 _watched: dict[int, tuple[float, bool]] = {}  # breaker id → (checked at, feeds no charger)
 
 
@@ -68,8 +67,6 @@ def on_batch(changes: Changes) -> None:
         return
     tenants = {devices[d].tenant_id for d in [*(s[0] for s in sessions), *smoke, *breakers]}
     for tenant_id in sorted(tenants):
-        if not _is_enabled(changes.conn, tenant_id):
-            continue
         with changes.session(tenant_id, ACTOR) as session:
             mine = [s for s in sessions if devices[s[0]].tenant_id == tenant_id]
             if mine:
@@ -82,22 +79,8 @@ def on_batch(changes: Changes) -> None:
                     _judge_flying_wire(session, changes, devices[device_id], ts, current)
 
 
-def _is_enabled(conn: Connection, tenant_id: int) -> bool:
-    from shequ.core.plugins import enabled_ids
-
-    got = _enabled.get(tenant_id)
-    if got is not None and time.monotonic() - got[0] < CACHE_S:
-        return got[1]
-    raw = conn.execute(text("SELECT settings FROM tenant WHERE id = :t"), {"t": tenant_id}).scalar()
-    settings = json.loads(raw) if isinstance(raw, str) else raw
-    on = SCENARIO_ID in enabled_ids(settings or {})
-    _enabled[tenant_id] = (time.monotonic(), on)
-    return on
-
-
 def forget_caches() -> None:
-    """Drop the cached tenant switches and breaker attributes (after a change to either)."""
-    _enabled.clear()
+    """Drop the cached breaker attributes (after a change to them)."""
     _watched.clear()
 
 

@@ -291,8 +291,6 @@ def on_batch(changes: Changes) -> None:
     for tenant_id, readings in mine.items():
         with changes.session(tenant_id, ACTOR) as session:
             raw = session.scalar(select(Tenant.settings).where(Tenant.id == tenant_id))
-            if SCENARIO_ID not in enabled_ids(raw or {}):
-                continue
             judge(session=session, readings=readings, settings=settings_of(raw),
                   now=dt.datetime.fromtimestamp(changes.now_ms / 1000, dt.UTC))
 

@@ -566,7 +566,7 @@ def sweep(engine: Engine, now: dt.datetime | None = None) -> int:
 
     now = _now(now)
     n = 0
-    for tenant_id in tenant_ids(engine):
+    for tenant_id in tenant_ids(engine, SCENARIO_ID):
         with session_scope(tenant_id=tenant_id, actor=ACTOR, engine=engine) as session:
             if session.scalar(select(CarePlan.id).limit(1)) is None:
                 continue
