@@ -83,13 +83,9 @@ class Scope:
     def area_ids(self) -> frozenset[int]:
         return self.grids | self.committees | self.compounds
 
-    @functools.cached_property
-    def _options(self) -> tuple[Any, ...]:
-        return tuple(_loader_options(self))
-
     def loader_options(self) -> tuple[Any, ...]:
         """The ``with_loader_criteria`` options that limit a statement to this scope."""
-        return self._options
+        return _options_for(self)
 
     # --- checks on single values (for code that holds ids, not rows) ----------------------
 
@@ -175,6 +171,14 @@ def _entity_clause(scope: Scope, entity_col: Any, id_col: Any, *, free: tuple[st
     parts = [and_(entity_col == _table(m).name, id_col.in_(_ids_of(scope, m))) for m in models]
     parts += [entity_col == name for name in free]
     return or_(*parts)
+
+
+@functools.lru_cache(maxsize=512)
+def _options_for(scope: Scope) -> tuple[Any, ...]:
+    """Built once per distinct scope in a process, not once per request: a scope's options name
+    every placed model (the kernel's and the scenarios'), and building them cost a scoped user's
+    request more than its own queries did."""
+    return tuple(_loader_options(scope))
 
 
 def _loader_options(scope: Scope) -> list[Any]:
