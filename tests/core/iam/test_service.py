@@ -73,7 +73,7 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(session: Session) ->
 def test_session_token_stored_as_hash_and_revoked_on_logout(session: Session) -> None:
     user = iam.create_user(session=session, username="sun", password=PASSWORD, role="admin")
     token = iam.start_session(session=session, user=user, ip="127.0.0.1")
-    stored = session.scalars(select(AuthSession.token_hash)).all()
+    stored = session.scalars(select(AuthSession.token_hash).where(AuthSession.user_id == user.id)).all()
     assert token not in stored and len(stored) == 1
     assert iam.user_for_session(session=session, token=token) is user
     assert iam.user_for_session(session=session, token=token + "x") is None
@@ -84,7 +84,7 @@ def test_session_token_stored_as_hash_and_revoked_on_logout(session: Session) ->
 def test_expired_session_is_refused(session: Session) -> None:
     user = iam.create_user(session=session, username="zhou", password=PASSWORD, role="admin")
     token = iam.start_session(session=session, user=user)
-    auth = session.scalars(select(AuthSession)).one()
+    auth = session.scalars(select(AuthSession).where(AuthSession.user_id == user.id)).one()
     auth.expires_at = utcnow() - dt.timedelta(minutes=1)
     session.flush()
     assert iam.user_for_session(session=session, token=token) is None
@@ -96,7 +96,7 @@ def test_api_token_expires_and_is_not_stored(session: Session) -> None:
     assert iam.user_for_token(session=session, token=token) is user
     from shequ.core.iam.models import ApiToken
 
-    row = session.scalars(select(ApiToken)).one()
+    row = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).one()
     assert row.token_hash != token
     row.expires_at = utcnow() - dt.timedelta(seconds=1)
     session.flush()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from shequ.core.notify.bus import POLL_SECONDS, PgBus, PollingBus, get_bus
+from tests.aio import run
 
 
 def test_the_dialect_chooses_the_bus(engine: Engine, db_kind: str) -> None:
@@ -29,7 +30,7 @@ def test_the_polling_bus_looks_every_half_second() -> None:
         assert await PollingBus().wait(1, 1, timeout=10) is True
         return loop.time() - start
 
-    assert asyncio.run(go()) < POLL_SECONDS + 0.3
+    assert run(go()) < POLL_SECONDS + 0.3
 
 
 @pytest.mark.postgresql  # LISTEN/NOTIFY is PostgreSQL's: runs in the suite's PostgreSQL pass
@@ -53,4 +54,4 @@ def test_notify_wakes_on_commit_only(engine: Engine) -> None:
                 assert await waiter.wait(2.0) is True
                 assert await other.wait(0.3) is False  # another user's stream sleeps on
 
-    asyncio.run(go())
+    run(go())

@@ -4,13 +4,13 @@ browser reconnects (and a server being stopped is not held open)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 from sqlalchemy import Engine
 
 from shequ.core.notify import routes
+from tests.aio import run
 
 
 def test_heartbeats_then_the_stream_ends(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,7 +21,7 @@ def test_heartbeats_then_the_stream_ends(engine: Engine, monkeypatch: pytest.Mon
         return [chunk async for chunk in routes._events(999_999, 999_999, None)]
 
     started = time.monotonic()
-    chunks = asyncio.run(collect())
+    chunks = run(collect())
     took = time.monotonic() - started
     assert chunks[0].startswith("retry: 3000\n") and 'event: unread\ndata: {"unread": 0}' in chunks[0]
     assert chunks.count(": ping\n\n") >= 2

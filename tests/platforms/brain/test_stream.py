@@ -3,12 +3,10 @@ alarm is raised. The stream reads committed data, so this tenant is committed (a
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -25,6 +23,7 @@ from shequ.core.registry.tags import install_default_tags
 from shequ.core.registry.validators import make_id_number
 from shequ.db import session_scope
 from shequ.platforms.brain import routes
+from tests.aio import run
 from tests.factories import place_tree
 from tests.platforms.brain.world import World, build
 
@@ -89,9 +88,7 @@ def test_the_stream_sends_only_what_changed(committed: Committed, monkeypatch: p
     async def collect() -> list[str]:
         return [frame async for frame in routes._events(committed.tenant_id, committed.north_worker, "zh-CN")]
 
-    # its own thread: after the browser tests, Playwright's loop still runs in the main thread
-    with ThreadPoolExecutor(1) as pool:
-        frames = pool.submit(asyncio.run, collect()).result()
+    frames = run(collect())
     events = [f for f in frames if f.startswith("event: ")]
     assert [e.split("\n", 1)[0] for e in events] == ["event: summary", "event: alarms"]
     alarms_frame = json.loads(events[1].split("data: ", 1)[1])
