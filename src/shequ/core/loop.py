@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
+from shequ.core.places.service import forget_on_new_tenant
+
 if TYPE_CHECKING:
     from shequ.core.iot.pipeline import Changes
 
@@ -56,6 +58,13 @@ def switched_on(conn: Connection, tenant_id: int) -> frozenset[str]:
     on = enabled_ids(conn.execute(select(Tenant.settings).where(Tenant.id == tenant_id)).scalar() or {})
     _switches[tenant_id] = (time.monotonic(), on)
     return on
+
+
+def _forget_tenant(tenant_id: int) -> None:
+    _switches.pop(tenant_id, None)
+
+
+forget_on_new_tenant(_forget_tenant)
 
 
 def forget_switches() -> None:

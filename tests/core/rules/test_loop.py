@@ -319,3 +319,21 @@ def test_a_pending_case_with_a_bad_class_is_noted_and_does_not_block_the_others(
         assert "class_code" in failed.note
         assert s.scalars(select(Alarm).where(Alarm.pending_since.is_not(None))).all() == []
     assert [c.class_code for c in cases_of(world)] == ["E0401"]
+
+
+def test_a_new_tenant_never_inherits_what_was_cached_for_a_deleted_one(engine):
+    """SQLite gives a new tenant the id of a deleted one when that was the highest: the rules the
+    engine cached for the old tenant must not be applied to (nor stored for) the new one."""
+    from tests.web.test_iot_api import _drop_tenant
+
+    install_rules()
+    old = build_world(engine)
+    with session_scope(tenant_id=old.tenant_id, actor="test") as s:
+        rules.install_default_rules(session=s)
+    send(Pipeline(engine), old, "SD-301", v={"smoke": False})  # the engine now caches old's rules
+    _drop_tenant(old.tenant_id)
+    new = build_world(engine)  # with no rules of its own yet
+    send(Pipeline(engine), new, "SD-301", v={"smoke": True})
+    assert alarms_of(new) == []
+    with session_scope(tenant_id=new.tenant_id) as s:
+        assert s.scalar(select(func.count()).select_from(RuleState).where(RuleState.tenant_id == new.tenant_id)) == 0

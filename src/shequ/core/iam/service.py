@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, object_session
 
 from shequ.config import get_settings
 from shequ.core.iam.models import ApiToken, AuditLog, AuthSession, Role, RolePermission, User
+from shequ.core.places.service import forget_on_new_tenant
 from shequ.db import utcnow
 
 MAX_FAILURES = 5
@@ -142,6 +143,13 @@ def _sha256(token: str) -> str:
 
 # tenant id -> role -> permission codes; filled from role_permission, dropped when it changes
 _permission_cache: dict[int, dict[str, frozenset[str]]] = {}
+
+
+def _forget_tenant(tenant_id: int) -> None:
+    _permission_cache.pop(tenant_id, None)
+
+
+forget_on_new_tenant(_forget_tenant)
 
 
 def known_permissions() -> list[str]:

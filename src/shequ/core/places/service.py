@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,16 @@ from sqlalchemy.orm import Session
 
 from shequ.core.places.address import format_address, normalise_address
 from shequ.core.places.models import PARENT_KINDS, Place, PlaceKind, Tenant
+
+# Caches keyed by tenant id register here (``forget_on_new_tenant``): SQLite may give a new
+# tenant the id of a deleted one, and nothing a process cached about that one may apply to it.
+_forgetters: list[Callable[[int], None]] = []
+
+
+def forget_on_new_tenant(fn: Callable[[int], None]) -> None:
+    """``fn(tenant_id)`` drops what a cache holds for that id; called for every new tenant."""
+    if fn not in _forgetters:
+        _forgetters.append(fn)
 
 
 def create_tenant(*, session: Session, code: str, name: str, district: str = "", city: str = "",
@@ -25,6 +35,8 @@ def create_tenant(*, session: Session, code: str, name: str, district: str = "",
                     centre_lon=centre[0] if centre else None, centre_lat=centre[1] if centre else None)
     session.add(tenant)
     session.flush()
+    for forget in _forgetters:
+        forget(tenant.id)
     return tenant
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, text
 
+from shequ.core.places.service import forget_on_new_tenant
 from shequ.core.rules.kinds import (
     FIRE,
     KINDS,
@@ -469,6 +470,14 @@ def run_actions(conn: Connection, tenant_id: int, transitions: list[Transition],
 
 
 _engine: RuleEngine | None = None
+
+
+def _forget_tenant(tenant_id: int) -> None:
+    if _engine is not None:
+        _engine.invalidate(tenant_id)
+
+
+forget_on_new_tenant(_forget_tenant)
 
 
 def default_engine() -> RuleEngine:
