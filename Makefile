@@ -14,17 +14,17 @@ demo: venv assets
 	$(SHEQU) demo
 
 test: system venv assets lint
-	$(PY) -m pytest --db sqlite -n auto --dist loadfile
-	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql -n auto --dist loadfile
+	$(PY) -m pytest --db sqlite -n auto --dist loadfile --no-loadscope-reorder
+	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql -n auto --dist loadfile --no-loadscope-reorder
 
 test-fast: venv assets
 	$(PY) -m pytest --db sqlite -n auto -m "not e2e and not slow" -q
 
 test-sqlite: venv assets
-	$(PY) -m pytest --db sqlite -n auto --dist loadfile
+	$(PY) -m pytest --db sqlite -n auto --dist loadfile --no-loadscope-reorder
 
 test-pg: venv assets
-	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql -n auto --dist loadfile
+	SHEQU_TEST_PG_URL=$(PG_URL) $(PY) -m pytest --db postgresql -n auto --dist loadfile --no-loadscope-reorder
 
 system: .stamp-system
 .stamp-system: scripts/system-deps.sh

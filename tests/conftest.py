@@ -27,13 +27,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests of one database's own mechanism run in that database's pass and are deselected
-    (not skipped) in the other."""
-    if config.getoption("--db") == "postgresql":
-        return
-    keep = [item for item in items if item.get_closest_marker("postgresql") is None]
-    if len(keep) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
-        items[:] = keep
+    (not skipped) in the other. The slow tests go first, then the browser tests: pytest-xdist
+    hands out files in this order, so the long ones start early instead of ending the run on one
+    busy worker while the other waits."""
+    if config.getoption("--db") != "postgresql":
+        keep = [item for item in items if item.get_closest_marker("postgresql") is None]
+        if len(keep) != len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+            items[:] = keep
+
+    def weight(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 2
+
+    items.sort(key=weight)  # stable: the order within each group stays
 
 
 def require_service(name: str, reason: str) -> None:

@@ -46,6 +46,8 @@ from shequ.web.records import BY_PLURAL, PLURALS
 from tests.factories import Tree, place_tree
 from tests.web.conftest import PASSWORD, login
 
+pytestmark = pytest.mark.slow  # every route × every role: minutes; in make test and CI, not test-fast
+
 MARKER = "乙区"
 API = "/api/v1"
 WHOLE_TENANT = ("admin", "leader", "dispatcher", "department")
