@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import Site, log_in
 
@@ -50,13 +51,13 @@ def test_browse_filter_and_profile(page: Any, site: Site) -> None:
     with page.expect_response(lambda r: "/registry/people?" in r.url and f"place={committee_id}" in r.url):
         page.select_option("select[data-level=committee]", label=site.committee)
     page.wait_for_url(re.compile(f".*[?&]place={committee_id}(&|$)"))  # the URL carries the filter: a link can be shared
-    page.wait_for_function(f"document.querySelector('.total').dataset.total != '{everyone}'")
+    expect(page.locator(".total")).not_to_have_attribute("data-total", str(everyone), timeout=30_000)
     in_committee = total(page)
     assert 0 < in_committee < everyone
 
     with page.expect_response(lambda r: "tag=" in r.url):
         page.select_option("select[name=tag]", value=site.tag)
-    page.wait_for_function(f"document.querySelector('.total').dataset.total != '{in_committee}'")
+    expect(page.locator(".total")).not_to_have_attribute("data-total", str(in_committee), timeout=30_000)
     tagged = total(page)
     assert 0 < tagged < in_committee
     page.wait_for_url(re.compile(f".*tag={site.tag}"))

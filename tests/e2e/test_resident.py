@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.e2e.conftest import PASSWORD, Site, log_in
@@ -87,18 +88,18 @@ def test_the_place_picked_on_the_map_or_the_phones_position(phone: Any, site: Si
     # the phone's position: the resident's own building
     page.context.set_geolocation({"longitude": home[0], "latitude": home[1], "accuracy": 10})
     page.check("input[name=location][value=gps]")
-    page.wait_for_function("document.querySelector('[data-lon]').value !== ''")
+    expect(page.locator("[data-lon]").first).not_to_have_value("", timeout=30_000)
     assert abs(float(page.input_value("[data-lon]")) - home[0]) < 1e-5
     assert "已定位" in page.inner_text("[data-where]")
     # a point tapped on the map (MapLibre, no outside tiles) a little east of home
     page.check("input[name=location][value=map]")
     page.wait_for_selector("#pick-map canvas")
-    page.wait_for_function("document.querySelector('#pick-map .m-home-label') !== null")
+    page.locator("#pick-map .m-home-label").first.wait_for(state="attached")
     page.locator("#pick-map").scroll_into_view_if_needed()
     box = page.locator("#pick-map").bounding_box()
     assert box is not None
     page.tap("#pick-map", position={"x": box["width"] / 2 + 30, "y": box["height"] / 2 + 40})
-    page.wait_for_function("document.querySelector('[data-lat]').value !== ''")
+    expect(page.locator("[data-lat]").first).not_to_have_value("", timeout=30_000)
     lon, lat = float(page.input_value("[data-lon]")), float(page.input_value("[data-lat]"))
     assert lon > home[0] and lat < home[1]  # east and south of the centre, as tapped
     assert "已选位置" in page.inner_text("[data-where]")
